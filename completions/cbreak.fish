@@ -1,0 +1,116 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_cbreak_global_optspecs
+    string join \n state-dir= h/help V/version
+end
+
+function __fish_cbreak_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_cbreak_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_cbreak_using_subcommand
+    set -l cmd (__fish_cbreak_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c cbreak -n "__fish_cbreak_needs_command" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cbreak -n "__fish_cbreak_needs_command" -s V -l version -d 'Print version'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "run" -d 'Run a command through a breaker'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "status" -d 'Show one breaker, or all of them'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "trip" -d 'Force a breaker open: until `reset`, or for a while with --for'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "reset" -d 'Close a breaker and forget its failures'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "check" -d 'Exit 0 if a call would run now, 75 if it would be skipped; change nothing'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "record" -d 'Record an outcome from a script, as `run` would'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "disable" -d 'Metrics only: every call runs and is counted, the breaker never opens'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "enable" -d 'Undo `disable`'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "list" -d 'Print the breakers\' names, one per line'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "forget" -d 'Delete a breaker\'s record'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "metrics" -d 'Print every breaker\'s metrics in the Prometheus text format'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s n -l name -d 'Breaker name [default: the program\'s name and a hash of the whole command]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s t -l threshold -d 'Consecutive failures that open the breaker (0: no consecutive rule)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s r -l recovery -d 'Time open before a probe (30s, 5m, 1h; a bare number is seconds)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l open-exit-code -d 'Exit status when the command is skipped' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-state-error -d 'What to do when the state cannot be read or written' -r -f -a "run\t'Warn and run the command anyway (fail open)'
+skip\t'Warn and skip the command, as if the breaker were open'
+fail\t'Exit 125 without running the command'"
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l fallback -d 'Shell command to run instead when the call is skipped; exit with its status' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l failure-rate -d 'Open when the failure rate in the window reaches PCT (50% or 50)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l window -d 'The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l min-calls -d 'Calls needed in the window before the failure rate is judged' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l timeout -d 'Kill the command (and all it started) when it runs longer; exit 124' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l kill-after -d 'After the timeout\'s SIGTERM, wait this long before SIGKILL' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l slow -d 'Count a success that takes longer than this as a failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l success-codes -d 'Exit codes that are successes (e.g. 0,2-5)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l ignore-codes -d 'Exit codes that count as neither success nor failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff -d 'How the open period grows when probes keep failing' -r -f -a "constant\t''
+exponential\t''"
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff-factor -d 'Multiplier of the exponential backoff' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l max-recovery -d 'Longest open period with backoff' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l jitter -d 'Spread each open period randomly by ±PCT' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l probes -d 'Successful probes in a row that close the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s q -l quiet -d 'No message when skipping or changing state'
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l color -d 'When to colour the state' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l json -d 'Print JSON: an object for NAME, an array for all'
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l ascii -d 'Plain ASCII: + and x for the recent outcomes'
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l for -d 'Open for this long, then probe as usual [default: until `reset`]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s q -l quiet -d 'No message when changing state'
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand list" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s o -l output -d 'Write to FILE atomically (for node_exporter\'s textfile collector)' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "run" -d 'Run a command through a breaker'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "status" -d 'Show one breaker, or all of them'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "trip" -d 'Force a breaker open: until `reset`, or for a while with --for'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "reset" -d 'Close a breaker and forget its failures'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "check" -d 'Exit 0 if a call would run now, 75 if it would be skipped; change nothing'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "record" -d 'Record an outcome from a script, as `run` would'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "disable" -d 'Metrics only: every call runs and is counted, the breaker never opens'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "enable" -d 'Undo `disable`'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "list" -d 'Print the breakers\' names, one per line'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "forget" -d 'Delete a breaker\'s record'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "metrics" -d 'Print every breaker\'s metrics in the Prometheus text format'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

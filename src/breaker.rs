@@ -1,0 +1,1568 @@
+//! The circuit breaker: states, policies and transitions, with no I/O.
+//!
+//! Owns *when* a breaker admits, rejects, opens, probes and closes. Time,
+//! process identity and randomness come in through the [`Host`] trait, so
+//! every transition is testable without sleeping, without a file system and
+//! without spawning anything. It does not own where the state is kept
+//! (`record`, `store`) nor how a command is run (`exec`).
+//!
+//! # The machine
+//!
+//! - **closed**: every call runs. A failure adds to `consecutive_failures`;
+//!   reaching the threshold (or a failure rate at or above `--failure-rate`
+//!   over the window) opens the breaker. A success resets the count.
+//! - **open**: calls are rejected until `next_probe_at`; the first caller after
+//!   it moves the breaker to half-open and becomes the probe.
+//! - **half_open**: one probe in flight at a time, in a slot that names its
+//!   owner (pid, process start time, boot id) and a lease. Others are
+//!   rejected while it runs; a slot whose owner is provably gone, or whose
+//!   lease has passed, is taken over. `--probes N` successful probes in a row
+//!   close the breaker; a failed probe reopens it (with backoff).
+//! - **forced_open**: `trip` without a duration; rejects until `reset`.
+//!
+//! Every transition, and every grant of the probe slot, bumps `generation`;
+//! an outcome changes the state only when the generation it was admitted in
+//! is still current, so a slow call admitted before the breaker opened can
+//! neither close it nor count against the next closed period (the lifetime
+//! counters still count it). This is gobreaker's generation rule.
+//!
+//! # Clocks
+//!
+//! Times are wall-clock milliseconds since the Unix epoch, so that they
+//! compare across processes and reboots. All differences saturate. A clock
+//! stepped backwards while open is detected (`now < opened_at`) and the open
+//! period is re-based at the first call that sees it: the breaker stays open
+//! for at most one full open period after that call, never for the size of
+//! the step. A clock stepped forwards simply ends the open period.
+
+use crate::history::{History, Recent};
+use crate::window::{CountWindow, Tally, TimeWindow};
+
+/// Milliseconds: a point in time since the Unix epoch, or a span.
+pub type Millis = u64;
+
+/// How long a probe may hold the slot without `--timeout`: the backstop for
+/// an owner whose liveness cannot be judged (another pid namespace).
+pub const DEFAULT_PROBE_LEASE: Millis = 60 * 60 * 1000;
+/// Added to `--timeout` + `--kill-after` to form the lease of a timed probe.
+const LEASE_GRACE: Millis = 10_000;
+
+/// The state of a breaker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum State {
+    #[default]
+    Closed,
+    Open,
+    HalfOpen,
+    ForcedOpen,
+}
+
+impl State {
+    pub const ALL: [State; 4] = [
+        State::Closed,
+        State::Open,
+        State::HalfOpen,
+        State::ForcedOpen,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::ForcedOpen => "forced_open",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn from_index(i: u64) -> Option<State> {
+        State::ALL.get(usize::try_from(i).ok()?).copied()
+    }
+}
+
+/// Normal, or metrics-only (`cbreak disable`): every call runs and is
+/// counted, the breaker never opens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Normal,
+    Disabled,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Normal => "normal",
+            Mode::Disabled => "disabled",
+        }
+    }
+}
+
+/// Why a transition happened. Stored in the history ring and given to hooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reason {
+    ConsecutiveFailures(u64),
+    FailureRate {
+        percent: u64,
+        calls: u64,
+    },
+    RecoveryElapsed,
+    ProbeSucceeded,
+    ProbeFailed,
+    Tripped,
+    TrippedFor(Millis),
+    #[default]
+    Reset,
+    Disabled,
+}
+
+impl Reason {
+    /// Stable code and argument, for the record.
+    pub fn encode(self) -> (u64, u64) {
+        match self {
+            Reason::ConsecutiveFailures(n) => (1, n),
+            Reason::FailureRate { percent, calls } => (2, percent << 32 | (calls & 0xffff_ffff)),
+            Reason::RecoveryElapsed => (3, 0),
+            Reason::ProbeSucceeded => (4, 0),
+            Reason::ProbeFailed => (5, 0),
+            Reason::Tripped => (6, 0),
+            Reason::TrippedFor(ms) => (7, ms),
+            Reason::Reset => (8, 0),
+            Reason::Disabled => (9, 0),
+        }
+    }
+
+    pub fn decode(code: u64, arg: u64) -> Option<Reason> {
+        Some(match code {
+            1 => Reason::ConsecutiveFailures(arg),
+            2 => Reason::FailureRate {
+                percent: arg >> 32,
+                calls: arg & 0xffff_ffff,
+            },
+            3 => Reason::RecoveryElapsed,
+            4 => Reason::ProbeSucceeded,
+            5 => Reason::ProbeFailed,
+            6 => Reason::Tripped,
+            7 => Reason::TrippedFor(arg),
+            8 => Reason::Reset,
+            9 => Reason::Disabled,
+            _ => return None,
+        })
+    }
+
+    /// A short text for people and hooks: "3 consecutive failures".
+    pub fn describe(self) -> String {
+        match self {
+            Reason::ConsecutiveFailures(1) => "1 failure".to_string(),
+            Reason::ConsecutiveFailures(n) => format!("{n} consecutive failures"),
+            Reason::FailureRate { percent, calls } => {
+                format!("failure rate {percent}% over {calls} calls")
+            }
+            Reason::RecoveryElapsed => "recovery period elapsed".to_string(),
+            Reason::ProbeSucceeded => "probe succeeded".to_string(),
+            Reason::ProbeFailed => "probe failed".to_string(),
+            Reason::Tripped => "tripped by hand".to_string(),
+            Reason::TrippedFor(ms) => format!("tripped by hand for {}", crate::output::span(ms)),
+            Reason::Reset => "reset".to_string(),
+            Reason::Disabled => "disabled".to_string(),
+        }
+    }
+}
+
+/// One change of state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transition {
+    pub at: Millis,
+    pub from: State,
+    pub to: State,
+    pub reason: Reason,
+    /// `consecutive_failures` at the moment of the transition.
+    pub consecutive_failures: u64,
+}
+
+/// Who holds the probe slot: enough to tell, from another process, whether
+/// the holder still exists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    /// Start time of the process, in clock ticks since boot (from /proc).
+    pub start_time: u64,
+    /// A hash of the kernel's boot id.
+    pub boot_id: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeSlot {
+    pub owner: Owner,
+    pub lease_until: Millis,
+}
+
+/// The set of exit codes 0..=255, for `--success-codes` and `--ignore-codes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CodeSet(pub [u64; 4]);
+
+impl CodeSet {
+    pub fn single(code: u8) -> CodeSet {
+        let mut s = CodeSet::default();
+        s.insert(code);
+        s
+    }
+
+    pub fn insert(&mut self, code: u8) {
+        self.0[usize::from(code / 64)] |= 1 << (code % 64);
+    }
+
+    pub fn contains(&self, code: i32) -> bool {
+        u8::try_from(code).is_ok_and(|c| self.0[usize::from(c / 64)] >> (c % 64) & 1 == 1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == [0; 4]
+    }
+
+    pub fn intersects(&self, other: &CodeSet) -> bool {
+        self.0.iter().zip(other.0).any(|(a, b)| a & b != 0)
+    }
+
+    /// The canonical text, e.g. `0,2-5`: what `--success-codes` accepts.
+    pub fn to_list(&self) -> String {
+        let mut parts = Vec::new();
+        let mut code = 0u16;
+        while code < 256 {
+            if self.contains(i32::from(code)) {
+                let start = code;
+                while code + 1 < 256 && self.contains(i32::from(code + 1)) {
+                    code += 1;
+                }
+                parts.push(if start == code {
+                    start.to_string()
+                } else {
+                    format!("{start}-{code}")
+                });
+            }
+            code += 1;
+        }
+        parts.join(",")
+    }
+}
+
+/// What counts the failure rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Window {
+    /// No rate rule.
+    #[default]
+    None,
+    /// The last N outcomes.
+    Count(u32),
+    /// The outcomes of the last span of milliseconds.
+    Time(Millis),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backoff {
+    #[default]
+    Constant,
+    Exponential,
+}
+
+impl Backoff {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backoff::Constant => "constant",
+            Backoff::Exponential => "exponential",
+        }
+    }
+}
+
+/// Everything that decides when a breaker trips and recovers, and how a
+/// call's end is judged. The last `run`'s policy is stored in the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Consecutive failures that open the breaker; 0 disables the rule.
+    pub threshold: u32,
+    /// Base open period.
+    pub recovery: Millis,
+    /// Failure rate in basis points (1/100 of a percent) that opens the
+    /// breaker; `None` disables the rule.
+    pub failure_rate: Option<u32>,
+    pub window: Window,
+    /// No rate verdict before this many outcomes are in the window.
+    pub min_calls: u32,
+    /// A successful call longer than this counts as a failure.
+    pub slow: Option<Millis>,
+    pub timeout: Option<Millis>,
+    pub kill_after: Millis,
+    pub success_codes: CodeSet,
+    pub ignore_codes: CodeSet,
+    pub backoff: Backoff,
+    /// Backoff multiplier in thousandths (2000 = ×2).
+    pub backoff_factor_milli: u32,
+    pub max_recovery: Millis,
+    /// Each open period is spread by ±this percent.
+    pub jitter_percent: u32,
+    /// Successful probes in a row that close the breaker.
+    pub probes: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            threshold: 5,
+            recovery: 30_000,
+            failure_rate: None,
+            window: Window::None,
+            min_calls: 10,
+            slow: None,
+            timeout: None,
+            kill_after: 5_000,
+            success_codes: CodeSet::single(0),
+            ignore_codes: CodeSet::default(),
+            backoff: Backoff::Constant,
+            backoff_factor_milli: 2_000,
+            max_recovery: 60 * 60 * 1000,
+            jitter_percent: 0,
+            probes: 1,
+        }
+    }
+}
+
+/// How a command ended, as far as the breaker is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    /// An `--ignore-codes` status: counted, but neither success nor failure.
+    Ignored,
+    /// Stopped by a signal cbreak forwarded: the user's doing, not the
+    /// service's.
+    Cancelled,
+}
+
+/// The facts of one finished call that the policy judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Exited(i32),
+    Signaled(i32),
+    TimedOut,
+}
+
+/// A judged call: its outcome and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub outcome: Outcome,
+    /// It succeeded by its status but ran longer than `--slow`.
+    pub slow: bool,
+    pub timed_out: bool,
+}
+
+impl Policy {
+    /// Judges a call that ran for `elapsed` ms and ended as `end`;
+    /// `cancelled` when cbreak forwarded a signal to it.
+    pub fn classify(&self, end: End, elapsed: Millis, cancelled: bool) -> Call {
+        let mut call = Call {
+            outcome: Outcome::Failure,
+            slow: false,
+            timed_out: false,
+        };
+        match end {
+            End::TimedOut => call.timed_out = true,
+            _ if cancelled => call.outcome = Outcome::Cancelled,
+            End::Signaled(_) => {}
+            End::Exited(code) if self.ignore_codes.contains(code) => {
+                call.outcome = Outcome::Ignored
+            }
+            End::Exited(code) if self.success_codes.contains(code) => {
+                if self.slow.is_some_and(|slow| elapsed > slow) {
+                    call.slow = true;
+                } else {
+                    call.outcome = Outcome::Success;
+                }
+            }
+            End::Exited(_) => {}
+        }
+        call
+    }
+
+    fn probe_lease(&self) -> Millis {
+        match self.timeout {
+            Some(t) => t
+                .saturating_add(self.kill_after)
+                .saturating_add(LEASE_GRACE),
+            None => DEFAULT_PROBE_LEASE,
+        }
+    }
+}
+
+/// Lifetime counters. `calls == successes + failures + ignored + cancelled`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub calls: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub ignored: u64,
+    pub cancelled: u64,
+    pub rejected: u64,
+    /// Failures that were slow successes (a subset of `failures`).
+    pub slow: u64,
+    /// Failures that were timeouts (a subset of `failures`).
+    pub timeouts: u64,
+}
+
+/// What the machine needs from the world.
+pub trait Host {
+    fn now(&self) -> Millis;
+    /// This process, as the owner of a probe slot.
+    fn me(&mut self) -> Owner;
+    /// Whether `owner` may still be running; `false` only when it provably
+    /// is not.
+    fn is_alive(&mut self, owner: &Owner) -> bool;
+    fn random(&mut self) -> u64;
+}
+
+/// Proof of admission, carried from `admit` to `record`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket {
+    pub generation: u64,
+    pub probe: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub state: State,
+    /// When the next probe may run; `None` when forced open or a probe is in
+    /// flight.
+    pub next_probe_at: Option<Millis>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Run(Ticket),
+    Reject(Rejection),
+}
+
+/// Everything a breaker keeps between calls. Stored whole in the record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BreakerState {
+    pub state: State,
+    pub mode: Mode,
+    pub generation: u64,
+    pub consecutive_failures: u64,
+    pub opened_at: Millis,
+    pub next_probe_at: Millis,
+    /// The current open period (grows with backoff).
+    pub recovery: Millis,
+    /// Reopens since the breaker last closed.
+    pub reopens: u64,
+    pub probe: Option<ProbeSlot>,
+    pub probe_successes: u64,
+    pub counters: Counters,
+    /// Transitions into each state, by `State::index`.
+    pub transitions: [u64; 4],
+    pub policy: Policy,
+    pub count_window: CountWindow,
+    pub time_window: TimeWindow,
+    pub recent: Recent,
+    pub history: History,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+impl BreakerState {
+    /// A closed breaker. The first generation is derived from the creation
+    /// time and pid, so that a ticket from a record that was deleted and made
+    /// again never matches the new one.
+    pub fn new(now: Millis, pid: u32, policy: Policy) -> Self {
+        BreakerState {
+            generation: now << 16 ^ u64::from(pid),
+            recovery: policy.recovery,
+            policy,
+            created_at: now,
+            updated_at: now,
+            ..Default::default()
+        }
+    }
+
+    /// When the next probe may run, if the breaker is open.
+    pub fn next_probe(&self) -> Option<Millis> {
+        (self.state == State::Open).then_some(self.next_probe_at)
+    }
+
+    /// When the breaker last opened, if it is not closed.
+    pub fn opened(&self) -> Option<Millis> {
+        (self.state != State::Closed).then_some(self.opened_at)
+    }
+
+    /// The failure-rate window's current tally.
+    pub fn window_tally(&self, now: Millis) -> Tally {
+        match self.policy.window {
+            Window::None => Tally::default(),
+            Window::Count(_) => self.count_window.tally(),
+            Window::Time(span) => self.time_window.tally(span, now),
+        }
+    }
+
+    /// Takes `policy` as the one last used. A change of window throws the
+    /// old window away; a new base recovery applies now unless a backoff is
+    /// under way.
+    fn adopt(&mut self, policy: &Policy) {
+        if self.policy.window != policy.window {
+            self.count_window = CountWindow::default();
+            self.time_window = TimeWindow::default();
+        }
+        if self.state == State::Closed || self.reopens == 0 {
+            self.recovery = policy.recovery;
+        }
+        self.policy = *policy;
+    }
+
+    fn transition(&mut self, to: State, reason: Reason, now: Millis) -> Transition {
+        let t = Transition {
+            at: now,
+            from: self.state,
+            to,
+            reason,
+            consecutive_failures: self.consecutive_failures,
+        };
+        self.state = to;
+        self.generation = self.generation.wrapping_add(1);
+        self.transitions[to.index()] = self.transitions[to.index()].saturating_add(1);
+        self.history.push(t);
+        self.count_window = CountWindow::default();
+        self.time_window = TimeWindow::default();
+        self.probe = None;
+        self.probe_successes = 0;
+        match to {
+            State::Closed => {
+                self.consecutive_failures = 0;
+                self.opened_at = 0;
+                self.next_probe_at = 0;
+                self.recovery = self.policy.recovery;
+                self.reopens = 0;
+            }
+            State::Open | State::ForcedOpen => self.opened_at = now,
+            State::HalfOpen => {}
+        }
+        t
+    }
+
+    /// Opens for the current recovery period, spread by the jitter.
+    fn open(&mut self, reason: Reason, host: &mut impl Host) -> Transition {
+        let now = host.now();
+        let period = jittered(self.recovery, self.policy.jitter_percent, host.random());
+        let t = self.transition(State::Open, reason, now);
+        self.next_probe_at = now.saturating_add(period);
+        t
+    }
+
+    /// Decides whether a call may run now. A rejection is counted; admission
+    /// into half-open takes the probe slot.
+    pub fn admit(
+        &mut self,
+        policy: &Policy,
+        host: &mut impl Host,
+    ) -> (Admission, Option<Transition>) {
+        let now = host.now();
+        self.adopt(policy);
+        self.updated_at = now;
+        let (admission, transition) = self.decide(host, true);
+        if let Admission::Reject(_) = admission {
+            self.counters.rejected = self.counters.rejected.saturating_add(1);
+        }
+        (admission, transition)
+    }
+
+    /// Would a call be admitted now? Changes nothing (`cbreak check`).
+    pub fn would_admit(&self, host: &mut impl Host) -> bool {
+        let mut copy = *self;
+        matches!(copy.decide(host, false).0, Admission::Run(_))
+    }
+
+    fn decide(&mut self, host: &mut impl Host, take_slot: bool) -> (Admission, Option<Transition>) {
+        let now = host.now();
+        let run = Admission::Run(Ticket {
+            generation: self.generation,
+            probe: false,
+        });
+        if self.mode == Mode::Disabled {
+            return (run, None);
+        }
+        match self.state {
+            State::Closed => (run, None),
+            State::ForcedOpen => (
+                Admission::Reject(Rejection {
+                    state: State::ForcedOpen,
+                    next_probe_at: None,
+                }),
+                None,
+            ),
+            State::Open => {
+                if now < self.opened_at {
+                    // The clock went back: re-base the open period on now.
+                    let period = self.next_probe_at.saturating_sub(self.opened_at);
+                    self.opened_at = now;
+                    self.next_probe_at = now.saturating_add(period);
+                }
+                if now < self.next_probe_at {
+                    return (
+                        Admission::Reject(Rejection {
+                            state: State::Open,
+                            next_probe_at: Some(self.next_probe_at),
+                        }),
+                        None,
+                    );
+                }
+                let t = self.transition(State::HalfOpen, Reason::RecoveryElapsed, now);
+                (self.take_probe_slot(host, take_slot), Some(t))
+            }
+            State::HalfOpen => {
+                let lease = self.policy.probe_lease();
+                let held = match self.probe {
+                    Some(slot) => {
+                        // A lease that reaches further than one lease from
+                        // now was given before a clock step back: shorten it.
+                        let lease_until = slot.lease_until.min(now.saturating_add(lease));
+                        now < lease_until && host.is_alive(&slot.owner)
+                    }
+                    None => false,
+                };
+                if held {
+                    (
+                        Admission::Reject(Rejection {
+                            state: State::HalfOpen,
+                            next_probe_at: None,
+                        }),
+                        None,
+                    )
+                } else {
+                    (self.take_probe_slot(host, take_slot), None)
+                }
+            }
+        }
+    }
+
+    fn take_probe_slot(&mut self, host: &mut impl Host, take: bool) -> Admission {
+        if take {
+            self.generation = self.generation.wrapping_add(1);
+            self.probe = Some(ProbeSlot {
+                owner: host.me(),
+                lease_until: host.now().saturating_add(self.policy.probe_lease()),
+            });
+        }
+        Admission::Run(Ticket {
+            generation: self.generation,
+            probe: true,
+        })
+    }
+
+    /// Applies the outcome of an admitted call. Lifetime counters always
+    /// count it; the state changes only if the ticket's generation is
+    /// current.
+    pub fn record(
+        &mut self,
+        ticket: Ticket,
+        call: Call,
+        host: &mut impl Host,
+    ) -> Option<Transition> {
+        let now = host.now();
+        self.updated_at = now;
+        let c = &mut self.counters;
+        c.calls = c.calls.saturating_add(1);
+        match call.outcome {
+            Outcome::Success => c.successes = c.successes.saturating_add(1),
+            Outcome::Failure => {
+                c.failures = c.failures.saturating_add(1);
+                c.slow = c.slow.saturating_add(u64::from(call.slow));
+                c.timeouts = c.timeouts.saturating_add(u64::from(call.timed_out));
+            }
+            Outcome::Ignored => c.ignored = c.ignored.saturating_add(1),
+            Outcome::Cancelled => c.cancelled = c.cancelled.saturating_add(1),
+        }
+        let failed = match call.outcome {
+            Outcome::Success => false,
+            Outcome::Failure => true,
+            Outcome::Ignored | Outcome::Cancelled => {
+                self.release(ticket);
+                return None;
+            }
+        };
+        self.recent.push(failed);
+        if ticket.generation != self.generation {
+            return None;
+        }
+        if self.mode == Mode::Disabled {
+            self.consecutive_failures = if failed {
+                self.consecutive_failures.saturating_add(1)
+            } else {
+                0
+            };
+            self.push_window(failed, now);
+            return None;
+        }
+        match (self.state, ticket.probe) {
+            (State::Closed, false) => {
+                if !failed {
+                    self.consecutive_failures = 0;
+                    self.push_window(false, now);
+                    return None;
+                }
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                self.push_window(true, now);
+                let threshold = u64::from(self.policy.threshold);
+                if threshold > 0 && self.consecutive_failures >= threshold {
+                    return Some(
+                        self.open(Reason::ConsecutiveFailures(self.consecutive_failures), host),
+                    );
+                }
+                let tally = self.window_tally(now);
+                match self.policy.failure_rate {
+                    Some(rate)
+                        if tally.calls >= u64::from(self.policy.min_calls.max(1))
+                            && tally.at_or_above(rate) =>
+                    {
+                        let reason = Reason::FailureRate {
+                            percent: tally.percent(),
+                            calls: tally.calls,
+                        };
+                        Some(self.open(reason, host))
+                    }
+                    _ => None,
+                }
+            }
+            (State::HalfOpen, true) => {
+                self.probe = None;
+                if failed {
+                    self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+                    if self.policy.backoff == Backoff::Exponential {
+                        let grown = u128::from(self.recovery)
+                            * u128::from(self.policy.backoff_factor_milli)
+                            / 1000;
+                        self.recovery = u64::try_from(grown)
+                            .unwrap_or(u64::MAX)
+                            .min(self.policy.max_recovery)
+                            .max(self.policy.recovery.min(self.policy.max_recovery));
+                    }
+                    self.reopens = self.reopens.saturating_add(1);
+                    return Some(self.open(Reason::ProbeFailed, host));
+                }
+                self.consecutive_failures = 0;
+                self.probe_successes += 1;
+                if self.probe_successes >= u64::from(self.policy.probes.max(1)) {
+                    return Some(self.transition(State::Closed, Reason::ProbeSucceeded, now));
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Records an outcome that a script reports (`cbreak record`), as if the
+    /// call had been admitted now and had just ended. An outcome reported
+    /// while the breaker would reject counts in the lifetime counters only.
+    pub fn record_external(&mut self, call: Call, host: &mut impl Host) -> Vec<Transition> {
+        let (admission, first) = self.decide(host, true);
+        let ticket = match admission {
+            Admission::Run(ticket) => ticket,
+            Admission::Reject(_) => Ticket {
+                generation: self.generation.wrapping_sub(1),
+                probe: false,
+            },
+        };
+        first
+            .into_iter()
+            .chain(self.record(ticket, call, host))
+            .collect()
+    }
+
+    /// Gives back a probe slot without an outcome: the call was cancelled,
+    /// ignored, or could not be started.
+    pub fn release(&mut self, ticket: Ticket) {
+        if ticket.probe && ticket.generation == self.generation && self.state == State::HalfOpen {
+            self.probe = None;
+        }
+    }
+
+    fn push_window(&mut self, failed: bool, now: Millis) {
+        match self.policy.window {
+            Window::None => {}
+            Window::Count(n) => self.count_window.push(n, failed),
+            Window::Time(span) => self.time_window.push(span, now, failed),
+        }
+    }
+
+    /// `cbreak trip`: forced open until reset, or open for `period` and then
+    /// the normal probe.
+    pub fn trip(&mut self, period: Option<Millis>, now: Millis) -> Option<Transition> {
+        self.updated_at = now;
+        match period {
+            None if self.state == State::ForcedOpen => None,
+            None => Some(self.transition(State::ForcedOpen, Reason::Tripped, now)),
+            Some(period) => {
+                let t = self.transition(State::Open, Reason::TrippedFor(period), now);
+                self.next_probe_at = now.saturating_add(period);
+                Some(t)
+            }
+        }
+    }
+
+    /// `cbreak reset`: closed, failures forgotten.
+    pub fn reset(&mut self, now: Millis) -> Option<Transition> {
+        self.updated_at = now;
+        self.consecutive_failures = 0;
+        if self.state == State::Closed {
+            // No transition, but the evidence of the failing streak goes.
+            self.count_window = CountWindow::default();
+            self.time_window = TimeWindow::default();
+            None
+        } else {
+            Some(self.transition(State::Closed, Reason::Reset, now))
+        }
+    }
+
+    /// `cbreak disable`: metrics only; an open breaker closes.
+    pub fn disable(&mut self, now: Millis) -> Option<Transition> {
+        self.updated_at = now;
+        self.mode = Mode::Disabled;
+        (self.state != State::Closed).then(|| self.transition(State::Closed, Reason::Disabled, now))
+    }
+
+    /// `cbreak enable`: back to normal, from closed.
+    pub fn enable(&mut self, now: Millis) {
+        self.updated_at = now;
+        self.mode = Mode::Normal;
+    }
+
+    /// Whether the state obeys the machine's invariants; a record that does
+    /// not is treated as corrupt.
+    pub fn is_consistent(&self) -> bool {
+        let c = &self.counters;
+        let sum = c
+            .successes
+            .checked_add(c.failures)
+            .and_then(|s| s.checked_add(c.ignored))
+            .and_then(|s| s.checked_add(c.cancelled));
+        let window_ok = match self.policy.window {
+            Window::Count(n) => self.count_window.is_consistent(n),
+            Window::None | Window::Time(_) => self.count_window == CountWindow::default(),
+        };
+        sum == Some(c.calls)
+            && c.slow <= c.failures
+            && c.timeouts <= c.failures
+            && (self.probe.is_none() || self.state == State::HalfOpen)
+            && self.recent.len <= 64
+            && self.history.len <= crate::history::HISTORY_LEN as u32
+            && (self.history.head as usize) < crate::history::HISTORY_LEN
+            && window_ok
+    }
+}
+
+/// `period` spread uniformly by ±`percent`.
+fn jittered(period: Millis, percent: u32, random: u64) -> Millis {
+    let spread =
+        u64::try_from(u128::from(period) * u128::from(percent.min(100)) / 100).unwrap_or(u64::MAX);
+    if spread == 0 {
+        return period;
+    }
+    let offset = random % (spread.saturating_mul(2).saturating_add(1));
+    period.saturating_sub(spread).saturating_add(offset)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A host with a settable clock and a set of dead pids.
+    pub struct FakeHost {
+        pub now: Millis,
+        pub pid: u32,
+        pub dead: Vec<u32>,
+        pub seed: u64,
+    }
+
+    impl FakeHost {
+        pub fn at(now: Millis) -> Self {
+            FakeHost {
+                now,
+                pid: 100,
+                dead: Vec::new(),
+                seed: 42,
+            }
+        }
+    }
+
+    impl Host for FakeHost {
+        fn now(&self) -> Millis {
+            self.now
+        }
+        fn me(&mut self) -> Owner {
+            Owner {
+                pid: self.pid,
+                start_time: 7,
+                boot_id: 9,
+            }
+        }
+        fn is_alive(&mut self, owner: &Owner) -> bool {
+            !self.dead.contains(&owner.pid)
+        }
+        fn random(&mut self) -> u64 {
+            self.seed = self
+                .seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.seed >> 11
+        }
+    }
+
+    const T0: Millis = 1_700_000_000_000;
+
+    fn policy(threshold: u32, recovery: Millis) -> Policy {
+        Policy {
+            threshold,
+            recovery,
+            ..Policy::default()
+        }
+    }
+
+    fn call(outcome: Outcome) -> Call {
+        Call {
+            outcome,
+            slow: false,
+            timed_out: false,
+        }
+    }
+
+    /// Admits and records one call; returns whether it ran and any transitions.
+    fn run(
+        b: &mut BreakerState,
+        p: &Policy,
+        h: &mut FakeHost,
+        outcome: Outcome,
+    ) -> (bool, Vec<State>) {
+        let mut to = Vec::new();
+        let (adm, t) = b.admit(p, h);
+        to.extend(t.map(|t| t.to));
+        match adm {
+            Admission::Run(ticket) => {
+                to.extend(b.record(ticket, call(outcome), h).map(|t| t.to));
+                (true, to)
+            }
+            Admission::Reject(_) => (false, to),
+        }
+    }
+
+    fn tripped(threshold: u32, recovery: Millis, h: &mut FakeHost) -> (BreakerState, Policy) {
+        let p = policy(threshold, recovery);
+        let mut b = BreakerState::new(h.now, 1, p);
+        for _ in 0..threshold {
+            run(&mut b, &p, h, Outcome::Failure);
+        }
+        assert_eq!(b.state, State::Open);
+        (b, p)
+    }
+
+    #[test]
+    fn opens_exactly_at_the_threshold() {
+        let mut h = FakeHost::at(T0);
+        let p = policy(3, 1000);
+        let mut b = BreakerState::new(T0, 1, p);
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        assert_eq!(b.state, State::Closed);
+        assert_eq!(b.consecutive_failures, 2);
+        let (_, to) = run(&mut b, &p, &mut h, Outcome::Failure);
+        assert_eq!(to, vec![State::Open]);
+        assert_eq!(b.next_probe_at, T0 + 1000);
+        assert_eq!(
+            b.history.oldest_first()[0].reason,
+            Reason::ConsecutiveFailures(3)
+        );
+    }
+
+    #[test]
+    fn success_resets_the_consecutive_count() {
+        let mut h = FakeHost::at(T0);
+        let p = policy(3, 1000);
+        let mut b = BreakerState::new(T0, 1, p);
+        for o in [
+            Outcome::Failure,
+            Outcome::Failure,
+            Outcome::Success,
+            Outcome::Failure,
+            Outcome::Failure,
+        ] {
+            run(&mut b, &p, &mut h, o);
+        }
+        assert_eq!(b.state, State::Closed);
+        assert_eq!(b.consecutive_failures, 2);
+    }
+
+    #[test]
+    fn open_rejects_until_one_ms_before_recovery_and_probes_at_it() {
+        let mut h = FakeHost::at(T0);
+        let (mut b, p) = tripped(2, 1000, &mut h);
+        h.now = T0 + 999;
+        assert_eq!(run(&mut b, &p, &mut h, Outcome::Success), (false, vec![]));
+        assert_eq!(b.counters.rejected, 1);
+        h.now = T0 + 1000;
+        let (ran, to) = run(&mut b, &p, &mut h, Outcome::Success);
+        assert!(ran);
+        assert_eq!(to, vec![State::HalfOpen, State::Closed]);
+        assert_eq!(b.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn half_open_admits_one_probe_and_rejects_the_rest() {
+        let mut h = FakeHost::at(T0);
+        let (mut b, p) = tripped(1, 1000, &mut h);
+        h.now = T0 + 1000;
+        let (Admission::Run(probe), Some(t)) = b.admit(&p, &mut h) else {
+            panic!("the first caller after recovery must probe");
+        };
+        assert_eq!(t.to, State::HalfOpen);
+        assert!(probe.probe);
+        h.pid = 200;
+        for _ in 0..5 {
+            let (adm, _) = b.admit(&p, &mut h);
+            assert!(matches!(
+                adm,
+                Admission::Reject(Rejection {
+                    state: State::HalfOpen,
+                    ..
+                })
+            ));
+        }
+        let t = b.record(probe, call(Outcome::Failure), &mut h).unwrap();
+        assert_eq!(t.to, State::Open);
+        assert_eq!(
+            b.next_probe_at,
+            T0 + 2000,
+            "a failed probe starts a fresh period"
+        );
+    }
+
+    #[test]
+    fn probe_slot_of_a_dead_owner_is_reclaimed() {
+        let mut h = FakeHost::at(T0);
+        let (mut b, p) = tripped(1, 1000, &mut h);
+        h.now = T0 + 1000;
+        let (Admission::Run(old), _) = b.admit(&p, &mut h) else {
+            panic!()
+        };
+        h.dead.push(100);
+        h.pid = 200;
+        let (Admission::Run(new), _) = b.admit(&p, &mut h) else {
+            panic!("a dead owner's slot must be taken over");
+        };
+        assert!(new.probe);
+        assert_eq!(b.probe.unwrap().owner.pid, 200);
+        // The dead owner's outcome, should it ever arrive, changes nothing.
+        assert_eq!(b.record(old, call(Outcome::Success), &mut h), None);
+        assert_eq!(b.state, State::HalfOpen);
+    }
+
+    #[test]
+    fn probe_slot_is_reclaimed_when_the_lease_passes() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 1,
+            recovery: 1000,
+            timeout: Some(1000),
+            kill_after: 1000,
+            ..Policy::default()
+        };
+        let mut b = BreakerState::new(T0, 1, p);
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        h.now = T0 + 1000;
+        assert!(matches!(b.admit(&p, &mut h).0, Admission::Run(_)));
+        h.pid = 200;
+        h.now = T0 + 1000 + 1000 + 1000 + LEASE_GRACE - 1;
+        assert!(matches!(b.admit(&p, &mut h).0, Admission::Reject(_)));
+        h.now += 1;
+        assert!(matches!(
+            b.admit(&p, &mut h).0,
+            Admission::Run(Ticket { probe: true, .. })
+        ));
+    }
+
+    #[test]
+    fn cancelled_probe_releases_the_slot() {
+        let mut h = FakeHost::at(T0);
+        let (mut b, p) = tripped(1, 1000, &mut h);
+        h.now = T0 + 1000;
+        let (Admission::Run(t), _) = b.admit(&p, &mut h) else {
+            panic!()
+        };
+        assert_eq!(b.record(t, call(Outcome::Cancelled), &mut h), None);
+        assert_eq!(b.probe, None);
+        assert_eq!(b.counters.cancelled, 1);
+        h.pid = 200;
+        assert!(matches!(
+            b.admit(&p, &mut h).0,
+            Admission::Run(Ticket { probe: true, .. })
+        ));
+    }
+
+    #[test]
+    fn slow_success_from_before_the_open_does_not_close_it() {
+        // gobreaker's TestGeneration.
+        let mut h = FakeHost::at(T0);
+        let p = policy(2, 1000);
+        let mut b = BreakerState::new(T0, 1, p);
+        let (Admission::Run(slow), _) = b.admit(&p, &mut h) else {
+            panic!()
+        };
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        assert_eq!(b.state, State::Open);
+        assert_eq!(b.record(slow, call(Outcome::Success), &mut h), None);
+        assert_eq!(b.state, State::Open);
+        assert_eq!(b.counters.successes, 1, "lifetime counters still count it");
+        assert_eq!(b.counters.calls, 3);
+    }
+
+    #[test]
+    fn stale_failure_from_a_previous_closed_period_does_not_count() {
+        let mut h = FakeHost::at(T0);
+        let (mut b, p) = tripped(2, 1000, &mut h);
+        b.reset(T0);
+        let stale = Ticket {
+            generation: b.generation - 1,
+            probe: false,
+        };
+        b.record(stale, call(Outcome::Failure), &mut h);
+        assert_eq!(b.consecutive_failures, 0);
+        let _ = p;
+    }
+
+    #[test]
+    fn clock_going_back_while_open_rebases_the_period() {
+        for step in [1_000, 3_600_000, 86_400_000] {
+            let mut h = FakeHost::at(T0);
+            let (mut b, p) = tripped(1, 10_000, &mut h);
+            h.now = T0 - step;
+            assert!(
+                !run(&mut b, &p, &mut h, Outcome::Success).0,
+                "still open after a step back of {step}"
+            );
+            // Bounded: one period after the first call that saw the step.
+            h.now = T0 - step + 10_000;
+            assert!(
+                run(&mut b, &p, &mut h, Outcome::Success).0,
+                "probes one period after the step of {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn clock_going_forward_ends_the_open_period() {
+        let mut h = FakeHost::at(T0);
+        let (mut b, p) = tripped(1, 10_000, &mut h);
+        h.now = T0 + 86_400_000;
+        assert!(run(&mut b, &p, &mut h, Outcome::Success).0);
+        assert_eq!(b.state, State::Closed);
+    }
+
+    #[test]
+    fn clock_steps_never_open_or_close_a_breaker_by_themselves() {
+        for step in [
+            -86_400_000i64,
+            -3_600_000,
+            -1_000,
+            1_000,
+            3_600_000,
+            86_400_000,
+        ] {
+            let mut h = FakeHost::at(T0);
+            let p = policy(3, 10_000);
+            let mut b = BreakerState::new(T0, 1, p);
+            run(&mut b, &p, &mut h, Outcome::Failure);
+            h.now = T0.checked_add_signed(step).unwrap();
+            run(&mut b, &p, &mut h, Outcome::Success);
+            assert_eq!(b.state, State::Closed, "step {step}");
+            // Forced open stays forced open whatever the clock does.
+            b.trip(None, h.now);
+            h.now = h.now.checked_add_signed(-step).unwrap();
+            assert!(!run(&mut b, &p, &mut h, Outcome::Success).0);
+            assert_eq!(b.state, State::ForcedOpen);
+        }
+    }
+
+    #[test]
+    fn clock_at_zero_or_max_does_not_panic() {
+        for now in [0, u64::MAX] {
+            let mut h = FakeHost::at(now);
+            let p = policy(1, u64::MAX);
+            let mut b = BreakerState::new(now, 1, p);
+            run(&mut b, &p, &mut h, Outcome::Failure);
+            run(&mut b, &p, &mut h, Outcome::Failure);
+            b.trip(Some(u64::MAX), now);
+            run(&mut b, &p, &mut h, Outcome::Failure);
+        }
+    }
+
+    #[test]
+    fn forced_open_rejects_until_reset() {
+        let mut h = FakeHost::at(T0);
+        let p = policy(3, 1000);
+        let mut b = BreakerState::new(T0, 1, p);
+        assert_eq!(b.trip(None, T0).unwrap().to, State::ForcedOpen);
+        h.now = T0 + 1_000_000_000;
+        assert!(!run(&mut b, &p, &mut h, Outcome::Success).0);
+        b.reset(h.now);
+        assert!(run(&mut b, &p, &mut h, Outcome::Success).0);
+    }
+
+    #[test]
+    fn trip_for_opens_for_that_long_then_probes() {
+        let mut h = FakeHost::at(T0);
+        let p = policy(3, 1000);
+        let mut b = BreakerState::new(T0, 1, p);
+        b.trip(Some(5000), T0);
+        h.now = T0 + 4999;
+        assert!(!run(&mut b, &p, &mut h, Outcome::Success).0);
+        h.now = T0 + 5000;
+        assert_eq!(
+            run(&mut b, &p, &mut h, Outcome::Success),
+            (true, vec![State::HalfOpen, State::Closed])
+        );
+    }
+
+    #[test]
+    fn classify_applies_codes_slowness_timeouts_and_cancellation() {
+        let mut p = Policy::default();
+        p.success_codes.insert(3);
+        p.ignore_codes.insert(4);
+        p.slow = Some(100);
+        assert_eq!(
+            p.classify(End::Exited(0), 100, false).outcome,
+            Outcome::Success
+        );
+        assert_eq!(
+            p.classify(End::Exited(3), 5, false).outcome,
+            Outcome::Success
+        );
+        let slow = p.classify(End::Exited(0), 101, false);
+        assert_eq!((slow.outcome, slow.slow), (Outcome::Failure, true));
+        assert_eq!(
+            p.classify(End::Exited(4), 500, false).outcome,
+            Outcome::Ignored
+        );
+        assert_eq!(
+            p.classify(End::Exited(1), 5, false).outcome,
+            Outcome::Failure
+        );
+        assert_eq!(
+            p.classify(End::Signaled(9), 5, false).outcome,
+            Outcome::Failure
+        );
+        assert_eq!(
+            p.classify(End::Signaled(15), 5, true).outcome,
+            Outcome::Cancelled
+        );
+        assert!(p.classify(End::TimedOut, 5, true).timed_out);
+    }
+
+    #[test]
+    fn failure_rate_trips_exactly_at_min_calls_and_the_rate() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 0,
+            failure_rate: Some(5_000),
+            window: Window::Count(10),
+            min_calls: 4,
+            ..Policy::default()
+        };
+        let mut b = BreakerState::new(T0, 1, p);
+        for o in [Outcome::Failure, Outcome::Success, Outcome::Failure] {
+            run(&mut b, &p, &mut h, o);
+        }
+        assert_eq!(
+            b.state,
+            State::Closed,
+            "3 calls are fewer than --min-calls 4"
+        );
+        let (_, to) = run(&mut b, &p, &mut h, Outcome::Success);
+        assert_eq!(to, vec![], "a success never trips");
+        let (_, to) = run(&mut b, &p, &mut h, Outcome::Failure);
+        assert_eq!(to, vec![State::Open], "3 of 5 = 60% ≥ 50%");
+        assert_eq!(
+            b.history.oldest_first()[0].reason,
+            Reason::FailureRate {
+                percent: 60,
+                calls: 5
+            }
+        );
+        assert_eq!(
+            b.window_tally(T0),
+            Tally::default(),
+            "the window is cleared on transition"
+        );
+    }
+
+    #[test]
+    fn failure_rate_just_below_does_not_trip() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 0,
+            failure_rate: Some(5_001),
+            window: Window::Count(4),
+            min_calls: 4,
+            ..Policy::default()
+        };
+        let mut b = BreakerState::new(T0, 1, p);
+        for o in [
+            Outcome::Success,
+            Outcome::Success,
+            Outcome::Failure,
+            Outcome::Failure,
+        ] {
+            run(&mut b, &p, &mut h, o);
+        }
+        assert_eq!(b.state, State::Closed, "50% < 50.01%");
+    }
+
+    #[test]
+    fn time_window_forgets_old_failures() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 0,
+            failure_rate: Some(5_000),
+            window: Window::Time(20_000),
+            min_calls: 2,
+            ..Policy::default()
+        };
+        let mut b = BreakerState::new(T0, 1, p);
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        // 20 s later the failure has left the window: 1 failure of 3 is 33%.
+        h.now = T0 + 20_000;
+        run(&mut b, &p, &mut h, Outcome::Success);
+        run(&mut b, &p, &mut h, Outcome::Success);
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        assert_eq!(b.state, State::Closed);
+        assert_eq!(
+            b.window_tally(h.now),
+            Tally {
+                calls: 3,
+                failures: 1
+            }
+        );
+        // Had it stayed, 2 of 4 would have been 50%: it takes one more now.
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        assert_eq!(b.state, State::Open);
+    }
+
+    #[test]
+    fn ignored_outcomes_stay_out_of_the_window_and_the_count() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 2,
+            window: Window::Count(10),
+            failure_rate: Some(1),
+            min_calls: 1,
+            ..Policy::default()
+        };
+        let mut b = BreakerState::new(T0, 1, p);
+        run(&mut b, &p, &mut h, Outcome::Success);
+        for _ in 0..5 {
+            run(&mut b, &p, &mut h, Outcome::Ignored);
+        }
+        assert_eq!(b.state, State::Closed);
+        assert_eq!(b.window_tally(T0).calls, 1);
+        assert_eq!(b.counters.ignored, 5);
+        assert_eq!(b.counters.calls, 6);
+    }
+
+    #[test]
+    fn exponential_backoff_grows_and_is_capped_then_returns_on_close() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 1,
+            recovery: 1000,
+            backoff: Backoff::Exponential,
+            max_recovery: 5000,
+            ..Policy::default()
+        };
+        let mut b = BreakerState::new(T0, 1, p);
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        let mut periods = vec![b.recovery];
+        for _ in 0..4 {
+            h.now = b.next_probe_at;
+            run(&mut b, &p, &mut h, Outcome::Failure);
+            periods.push(b.recovery);
+        }
+        assert_eq!(periods, vec![1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(b.reopens, 4);
+        h.now = b.next_probe_at;
+        run(&mut b, &p, &mut h, Outcome::Success);
+        assert_eq!((b.state, b.recovery, b.reopens), (State::Closed, 1000, 0));
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 1,
+            recovery: 10_000,
+            jitter_percent: 20,
+            ..Policy::default()
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            h.seed = seed;
+            let mut b = BreakerState::new(T0, 1, p);
+            run(&mut b, &p, &mut h, Outcome::Failure);
+            let period = b.next_probe_at - T0;
+            assert!((8_000..=12_000).contains(&period), "{period}");
+            seen.insert(period / 1000);
+        }
+        assert!(seen.len() >= 4, "jitter spreads the periods: {seen:?}");
+    }
+
+    #[test]
+    fn n_probes_must_succeed_in_a_row() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 1,
+            recovery: 1000,
+            probes: 3,
+            ..Policy::default()
+        };
+        let mut b = BreakerState::new(T0, 1, p);
+        run(&mut b, &p, &mut h, Outcome::Failure);
+        h.now = T0 + 1000;
+        for _ in 0..2 {
+            run(&mut b, &p, &mut h, Outcome::Success);
+            assert_eq!(b.state, State::HalfOpen);
+        }
+        run(&mut b, &p, &mut h, Outcome::Success);
+        assert_eq!(b.state, State::Closed);
+    }
+
+    #[test]
+    fn disabled_breaker_runs_everything_and_never_opens() {
+        let mut h = FakeHost::at(T0);
+        let (mut b, p) = tripped(1, 1000, &mut h);
+        assert_eq!(b.disable(T0).unwrap().to, State::Closed);
+        for _ in 0..10 {
+            assert!(run(&mut b, &p, &mut h, Outcome::Failure).0);
+        }
+        assert_eq!(b.state, State::Closed);
+        assert_eq!(b.consecutive_failures, 10);
+        b.enable(T0);
+        let (_, to) = run(&mut b, &p, &mut h, Outcome::Failure);
+        assert_eq!(to, vec![State::Open]);
+    }
+
+    #[test]
+    fn would_admit_changes_nothing() {
+        let mut h = FakeHost::at(T0);
+        let (b, _) = tripped(1, 1000, &mut h);
+        let before = b;
+        assert!(!b.would_admit(&mut h));
+        h.now = T0 + 1000;
+        assert!(b.would_admit(&mut h));
+        assert_eq!(b, before);
+    }
+
+    #[test]
+    fn code_set_lists_ranges() {
+        let mut s = CodeSet::default();
+        for c in [0, 2, 3, 4, 5, 255] {
+            s.insert(c);
+        }
+        assert_eq!(s.to_list(), "0,2-5,255");
+        assert!(!s.contains(-1) && !s.contains(256) && !s.contains(1));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Event {
+        Run { pid: u32, outcome: u8 },
+        Admit { pid: u32 },
+        Finish { index: usize, outcome: u8 },
+        Advance(u32),
+        Back(u32),
+        Kill(u32),
+        Trip(Option<u16>),
+        Reset,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            (1..5u32, 0..4u8).prop_map(|(pid, outcome)| Event::Run { pid, outcome }),
+            (1..5u32).prop_map(|pid| Event::Admit { pid }),
+            (0..8usize, 0..4u8).prop_map(|(index, outcome)| Event::Finish { index, outcome }),
+            (0..3000u32).prop_map(Event::Advance),
+            (0..3000u32).prop_map(Event::Back),
+            (1..5u32).prop_map(Event::Kill),
+            proptest::option::of(0..3000u16).prop_map(Event::Trip),
+            Just(Event::Reset),
+        ]
+    }
+
+    fn outcome(n: u8) -> Outcome {
+        [
+            Outcome::Success,
+            Outcome::Failure,
+            Outcome::Ignored,
+            Outcome::Cancelled,
+        ][usize::from(n % 4)]
+    }
+
+    proptest! {
+        #[test]
+        fn random_events_keep_the_invariants(
+            events in proptest::collection::vec(event(), 1..200),
+            threshold in 1..5u32,
+            probes in 1..3u32,
+            rate in proptest::option::of(1..10_000u32),
+        ) {
+            let p = Policy {
+                threshold,
+                recovery: 1000,
+                probes,
+                failure_rate: rate,
+                window: if rate.is_some() { Window::Count(8) } else { Window::None },
+                min_calls: 3,
+                ..Policy::default()
+            };
+            let mut h = FakeHost::at(T0);
+            let mut b = BreakerState::new(T0, 1, p);
+            let mut in_flight: Vec<Ticket> = Vec::new();
+            for e in events {
+                match e {
+                    Event::Run { pid, outcome: o } => {
+                        h.pid = pid;
+                        run(&mut b, &p, &mut h, outcome(o));
+                    }
+                    Event::Admit { pid } => {
+                        h.pid = pid;
+                        if let Admission::Run(t) = b.admit(&p, &mut h).0 {
+                            in_flight.push(t);
+                        }
+                    }
+                    Event::Finish { index, outcome: o } => {
+                        if !in_flight.is_empty() {
+                            let t = in_flight.remove(index % in_flight.len());
+                            b.record(t, call(outcome(o)), &mut h);
+                        }
+                    }
+                    Event::Advance(ms) => h.now += u64::from(ms),
+                    Event::Back(ms) => h.now -= u64::from(ms),
+                    Event::Kill(pid) => h.dead.push(pid),
+                    Event::Trip(d) => { b.trip(d.map(u64::from), h.now); }
+                    Event::Reset => { b.reset(h.now); }
+                }
+                prop_assert!(b.is_consistent(), "{b:?}");
+                if b.state == State::Closed {
+                    prop_assert!(b.consecutive_failures < u64::from(threshold));
+                }
+                if b.state == State::Open {
+                    prop_assert!(b.next_probe_at >= b.opened_at);
+                }
+            }
+        }
+    }
+}

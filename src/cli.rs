@@ -1,0 +1,338 @@
+//! The command-line definition: clap's derive structs and their help text.
+//!
+//! Owns what the user types and nothing else. The value parsers live in
+//! `config`, which also turns these structs into the plain configuration the
+//! rest of cbreak uses; no other module sees clap.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::breaker::{CodeSet, Millis, Window};
+use crate::config::{
+    parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_window,
+};
+
+/// Run commands through a circuit breaker shared by every process on the machine.
+///
+/// While a command keeps succeeding cbreak just runs it. After enough failures
+/// the breaker opens: cbreak skips the command (exit 75) for the recovery
+/// period, then lets one probe through; a good probe closes the breaker, a bad
+/// one reopens it. State lives in small locked files in the state directory.
+#[derive(Parser, Debug)]
+#[command(name = "cbreak", version, max_term_width = 100)]
+pub struct Cli {
+    /// Directory of the breakers' records
+    /// [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]
+    #[arg(long, global = true, env = "CBREAK_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per process: boxing `Run` would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a command through a breaker
+    ///
+    /// Exit status: the command's own; 128+N if a signal N killed it; 75
+    /// (--open-exit-code) when skipped; 124 when it timed out; 125 for
+    /// cbreak's own errors; 126 when it cannot be executed; 127 when it is
+    /// not found.
+    Run(RunArgs),
+    /// Show one breaker, or all of them
+    Status(StatusArgs),
+    /// Force a breaker open: until `reset`, or for a while with --for
+    Trip(TripArgs),
+    /// Close a breaker and forget its failures
+    Reset(NameArgs),
+    /// Exit 0 if a call would run now, 75 if it would be skipped; change nothing
+    Check(NameArgs),
+    /// Record an outcome from a script, as `run` would
+    Record(RecordArgs),
+    /// Metrics only: every call runs and is counted, the breaker never opens
+    Disable(NameArgs),
+    /// Undo `disable`
+    Enable(NameArgs),
+    /// Print the breakers' names, one per line
+    List,
+    /// Delete a breaker's record
+    Forget(NameArgs),
+    /// Print every breaker's metrics in the Prometheus text format
+    Metrics(MetricsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NameArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Breaker name [default: the program's name and a hash of the whole command]
+    #[arg(short, long, value_parser = parse_name, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Consecutive failures that open the breaker (0: no consecutive rule)
+    #[arg(
+        short,
+        long,
+        default_value = "5",
+        env = "CBREAK_THRESHOLD",
+        value_name = "N"
+    )]
+    pub threshold: u32,
+
+    /// Time open before a probe (30s, 5m, 1h; a bare number is seconds)
+    #[arg(short, long, default_value = "30s", env = "CBREAK_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
+    pub recovery: Millis,
+
+    /// Exit status when the command is skipped
+    #[arg(
+        long,
+        default_value = "75",
+        env = "CBREAK_OPEN_EXIT_CODE",
+        value_name = "N"
+    )]
+    pub open_exit_code: u8,
+
+    /// What to do when the state cannot be read or written
+    #[arg(
+        long,
+        value_enum,
+        default_value = "run",
+        env = "CBREAK_ON_STATE_ERROR",
+        value_name = "MODE"
+    )]
+    pub on_state_error: OnStateError,
+
+    /// No message when skipping or changing state
+    #[arg(short, long, env = "CBREAK_QUIET")]
+    pub quiet: bool,
+
+    /// Shell command to run instead when the call is skipped; exit with its status
+    #[arg(long, env = "CBREAK_FALLBACK", value_name = "SHELL COMMAND")]
+    pub fallback: Option<String>,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
+
+    /// The command to run, with its arguments
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Policy")]
+pub struct PolicyArgs {
+    /// Open when the failure rate in the window reaches PCT (50% or 50)
+    #[arg(long, env = "CBREAK_FAILURE_RATE", value_parser = parse_percent, value_name = "PCT")]
+    pub failure_rate: Option<u32>,
+
+    /// The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]
+    #[arg(long, env = "CBREAK_WINDOW", value_parser = parse_window, value_name = "N|DURATION")]
+    pub window: Option<Window>,
+
+    /// Calls needed in the window before the failure rate is judged
+    #[arg(long, default_value = "10", env = "CBREAK_MIN_CALLS", value_name = "N")]
+    pub min_calls: u32,
+
+    /// Kill the command (and all it started) when it runs longer; exit 124
+    #[arg(long, env = "CBREAK_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Millis>,
+
+    /// After the timeout's SIGTERM, wait this long before SIGKILL
+    #[arg(long, default_value = "5s", env = "CBREAK_KILL_AFTER", value_parser = parse_duration, value_name = "DURATION")]
+    pub kill_after: Millis,
+
+    /// Count a success that takes longer than this as a failure
+    #[arg(long, env = "CBREAK_SLOW", value_parser = parse_duration, value_name = "DURATION")]
+    pub slow: Option<Millis>,
+
+    /// Exit codes that are successes (e.g. 0,2-5)
+    #[arg(long, default_value = "0", env = "CBREAK_SUCCESS_CODES", value_parser = parse_codes, value_name = "LIST")]
+    pub success_codes: CodeSet,
+
+    /// Exit codes that count as neither success nor failure
+    #[arg(long, env = "CBREAK_IGNORE_CODES", value_parser = parse_codes, value_name = "LIST")]
+    pub ignore_codes: Option<CodeSet>,
+
+    /// How the open period grows when probes keep failing
+    #[arg(
+        long,
+        value_enum,
+        default_value = "constant",
+        env = "CBREAK_BACKOFF",
+        value_name = "KIND"
+    )]
+    pub backoff: BackoffArg,
+
+    /// Multiplier of the exponential backoff
+    #[arg(long, default_value = "2", env = "CBREAK_BACKOFF_FACTOR", value_parser = parse_factor, value_name = "F")]
+    pub backoff_factor: u32,
+
+    /// Longest open period with backoff
+    #[arg(long, default_value = "1h", env = "CBREAK_MAX_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_recovery: Millis,
+
+    /// Spread each open period randomly by ±PCT
+    #[arg(long, default_value = "0", env = "CBREAK_JITTER", value_parser = parse_percent, value_name = "PCT")]
+    pub jitter: u32,
+
+    /// Successful probes in a row that close the breaker
+    #[arg(long, default_value = "1", env = "CBREAK_PROBES", value_name = "N")]
+    pub probes: u32,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Hooks")]
+pub struct HookArgs {
+    /// Shell command to run when this process opens the breaker
+    #[arg(long, env = "CBREAK_ON_OPEN", value_name = "CMD")]
+    pub on_open: Option<String>,
+
+    /// Shell command to run when this process closes the breaker
+    #[arg(long, env = "CBREAK_ON_CLOSE", value_name = "CMD")]
+    pub on_close: Option<String>,
+
+    /// Shell command to run when this process moves the breaker to half-open
+    #[arg(long, env = "CBREAK_ON_HALF_OPEN", value_name = "CMD")]
+    pub on_half_open: Option<String>,
+
+    /// Shell command to run on any transition this process makes
+    #[arg(long, env = "CBREAK_ON_CHANGE", value_name = "CMD")]
+    pub on_change: Option<String>,
+
+    /// Longest a hook may run before it is killed
+    #[arg(long, default_value = "10s", env = "CBREAK_HOOK_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
+    pub hook_timeout: Millis,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Breaker name [default: all breakers]
+    #[arg(value_parser = parse_name)]
+    pub name: Option<String>,
+
+    /// Print JSON: an object for NAME, an array for all
+    #[arg(long)]
+    pub json: bool,
+
+    /// Plain ASCII: + and x for the recent outcomes
+    #[arg(long)]
+    pub ascii: bool,
+
+    /// When to colour the state
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorArg,
+}
+
+#[derive(Args, Debug)]
+pub struct TripArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+
+    /// Open for this long, then probe as usual [default: until `reset`]
+    #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Millis>,
+}
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+
+    /// The outcome to record
+    #[arg(value_enum)]
+    pub outcome: OutcomeArg,
+
+    /// No message when changing state
+    #[arg(short, long, env = "CBREAK_QUIET")]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MetricsArgs {
+    /// Write to FILE atomically (for node_exporter's textfile collector)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnStateError {
+    /// Warn and run the command anyway (fail open)
+    Run,
+    /// Warn and skip the command, as if the breaker were open
+    Skip,
+    /// Exit 125 without running the command
+    Fail,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackoffArg {
+    Constant,
+    Exponential,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeArg {
+    Success,
+    Failure,
+    Ignored,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn command_may_follow_a_double_dash_or_not() {
+        for args in [
+            &["cbreak", "run", "-n", "x", "--", "curl", "-f", "u"][..],
+            &["cbreak", "run", "-n", "x", "curl", "-f", "u"][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Run(run) = cli.command else {
+                panic!()
+            };
+            assert_eq!(run.command, ["curl", "-f", "u"]);
+        }
+    }
+
+    #[test]
+    fn state_dir_is_accepted_before_and_after_the_subcommand() {
+        for args in [
+            &["cbreak", "--state-dir", "/d", "list"][..],
+            &["cbreak", "list", "--state-dir", "/d"][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.state_dir, Some(PathBuf::from("/d")));
+        }
+    }
+}

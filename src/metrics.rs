@@ -1,0 +1,206 @@
+//! Prometheus metrics: every breaker in the text exposition format, and
+//! writing them atomically for node_exporter's textfile collector.
+//!
+//! Owns the metric names, their HELP and TYPE lines and the file written;
+//! the values come from `breaker` states read by `store`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::breaker::{BreakerState, Millis, State};
+
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+}
+
+const FAMILIES: [Family; 10] = [
+    Family {
+        name: "cbreak_state",
+        kind: "gauge",
+        help: "1 for the breaker's current state, 0 for the others.",
+    },
+    Family {
+        name: "cbreak_consecutive_failures",
+        kind: "gauge",
+        help: "Failures in a row.",
+    },
+    Family {
+        name: "cbreak_calls_total",
+        kind: "counter",
+        help: "Calls whose outcome was recorded, by outcome.",
+    },
+    Family {
+        name: "cbreak_rejected_total",
+        kind: "counter",
+        help: "Runs skipped because the breaker was open.",
+    },
+    Family {
+        name: "cbreak_slow_calls_total",
+        kind: "counter",
+        help: "Successful calls counted as failures for being slow.",
+    },
+    Family {
+        name: "cbreak_timeouts_total",
+        kind: "counter",
+        help: "Calls killed at their timeout.",
+    },
+    Family {
+        name: "cbreak_opened_timestamp_seconds",
+        kind: "gauge",
+        help: "When the breaker last opened (Unix time); 0 when closed.",
+    },
+    Family {
+        name: "cbreak_next_probe_timestamp_seconds",
+        kind: "gauge",
+        help: "When the next probe may run (Unix time); 0 when not open.",
+    },
+    Family {
+        name: "cbreak_transitions_total",
+        kind: "counter",
+        help: "Transitions into each state.",
+    },
+    Family {
+        name: "cbreak_threshold",
+        kind: "gauge",
+        help: "Consecutive failures that open the breaker (policy last used).",
+    },
+];
+
+fn seconds(ms: Option<Millis>) -> String {
+    let ms = ms.unwrap_or(0);
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// Label values are breaker names, which cannot hold `"` or `\`; escape
+/// anyway, as the format requires.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The exposition text for `breakers`.
+pub fn render(breakers: &[(String, BreakerState)]) -> String {
+    let mut out = String::new();
+    for f in &FAMILIES {
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+        for (name, s) in breakers {
+            let n = label(name);
+            let c = &s.counters;
+            let mut line = |labels: String, value: String| {
+                let _ = writeln!(out, "{}{{name=\"{n}\"{labels}}} {value}", f.name);
+            };
+            match f.name {
+                "cbreak_state" => {
+                    for st in State::ALL {
+                        line(
+                            format!(",state=\"{}\"", st.as_str()),
+                            u8::from(s.state == st).to_string(),
+                        );
+                    }
+                }
+                "cbreak_consecutive_failures" => {
+                    line(String::new(), s.consecutive_failures.to_string())
+                }
+                "cbreak_calls_total" => {
+                    for (outcome, v) in [
+                        ("success", c.successes),
+                        ("failure", c.failures),
+                        ("ignored", c.ignored),
+                        ("cancelled", c.cancelled),
+                    ] {
+                        line(format!(",outcome=\"{outcome}\""), v.to_string());
+                    }
+                }
+                "cbreak_rejected_total" => line(String::new(), c.rejected.to_string()),
+                "cbreak_slow_calls_total" => line(String::new(), c.slow.to_string()),
+                "cbreak_timeouts_total" => line(String::new(), c.timeouts.to_string()),
+                "cbreak_opened_timestamp_seconds" => line(String::new(), seconds(s.opened())),
+                "cbreak_next_probe_timestamp_seconds" => {
+                    line(String::new(), seconds(s.next_probe()))
+                }
+                "cbreak_transitions_total" => {
+                    for st in State::ALL {
+                        line(
+                            format!(",to=\"{}\"", st.as_str()),
+                            s.transitions[st.index()].to_string(),
+                        );
+                    }
+                }
+                _ => line(String::new(), s.policy.threshold.to_string()),
+            }
+        }
+    }
+    out
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory
+/// and a rename, so a reader never sees a partial file. The temporary name
+/// ends in `.tmp`, which the textfile collector (it reads `*.prom`) skips.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the output path names no file"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_help_type_and_a_series_per_breaker() {
+        let mut s = BreakerState::default();
+        s.trip(Some(30_000), 1_500);
+        s.counters.calls = 3;
+        s.counters.failures = 3;
+        let text = render(&[("api".into(), s), ("db".into(), BreakerState::default())]);
+        for f in &FAMILIES {
+            assert!(
+                text.contains(&format!("# TYPE {} {}\n", f.name, f.kind)),
+                "{}",
+                f.name
+            );
+        }
+        assert!(text.contains("cbreak_state{name=\"api\",state=\"open\"} 1\n"));
+        assert!(text.contains("cbreak_state{name=\"api\",state=\"closed\"} 0\n"));
+        assert!(text.contains("cbreak_calls_total{name=\"api\",outcome=\"failure\"} 3\n"));
+        assert!(text.contains("cbreak_next_probe_timestamp_seconds{name=\"api\"} 31.500\n"));
+        assert!(text.contains("cbreak_opened_timestamp_seconds{name=\"db\"} 0.000\n"));
+        assert!(text.contains("cbreak_transitions_total{name=\"api\",to=\"open\"} 1\n"));
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cbreak.prom");
+        std::fs::write(&path, "old").unwrap();
+        write_atomically(&path, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -1,0 +1,619 @@
+//! What cbreak prints: messages on stderr, and `status` for people and for
+//! programs.
+//!
+//! Owns wording and formatting only. Rendering functions take the current
+//! time and the terminal's abilities as arguments, so their output is fixed
+//! in tests; deciding those abilities (is stdout a terminal, `NO_COLOR`, the
+//! locale) happens once, in [`Style::detect`].
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::breaker::{Backoff, BreakerState, Millis, Mode, State, Window};
+
+/// Writes `text` to stdout. A closed pipe (`cbreak list | head -1`) is not
+/// an error: the reader has what it wanted.
+pub fn print(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Prints `cbreak: MSG` on stderr: an error, or news the user should see
+/// (a skipped run, a breaker that opened).
+pub fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "cbreak: {msg}");
+}
+
+/// Prints `cbreak: warning: MSG` on stderr.
+pub fn warn(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "cbreak: warning: {msg}");
+}
+
+/// A short span: `850ms`, `24s`, `3m12s`, `2h5m`, `3d4h`.
+pub fn span(ms: Millis) -> String {
+    let s = ms / 1000;
+    match s {
+        _ if ms < 1000 => format!("{ms}ms"),
+        0..60 => format!("{s}s"),
+        60..3600 => trim_zero(format!("{}m{}s", s / 60, s % 60)),
+        3600..86_400 => trim_zero(format!("{}h{}m", s / 3600, s % 3600 / 60)),
+        _ => trim_zero(format!("{}d{}h", s / 86_400, s % 86_400 / 3600)),
+    }
+}
+
+fn trim_zero(s: String) -> String {
+    // "5m0s" reads better as "5m".
+    match s
+        .strip_suffix("0s")
+        .or_else(|| s.strip_suffix("0m"))
+        .or_else(|| s.strip_suffix("0h"))
+    {
+        Some(t) if t.ends_with(|c: char| c.is_ascii_alphabetic()) => t.to_string(),
+        _ => s,
+    }
+}
+
+/// "in 24s" for a time ahead of `now`, "24s ago" for one behind.
+pub fn relative(at: Millis, now: Millis) -> String {
+    if at >= now {
+        format!("in {}", span(at - now))
+    } else {
+        format!("{} ago", span(now - at))
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(ms: Millis) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.min(253_402_300_799_000));
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// How the human output may look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+    pub unicode: bool,
+}
+
+impl Style {
+    /// Colour on a terminal unless `NO_COLOR` is set; Unicode symbols on a
+    /// terminal whose locale is UTF-8. `color`/`ascii` override.
+    pub fn detect(color: Option<bool>, ascii: Option<bool>) -> Style {
+        let tty = std::io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let utf8 = ["LC_ALL", "LC_CTYPE", "LANG"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+            .is_some_and(|v| {
+                let v = v.to_ascii_lowercase();
+                v.contains("utf-8") || v.contains("utf8")
+            });
+        Style {
+            color: color.unwrap_or(tty && !no_color),
+            unicode: !ascii.unwrap_or(false) && tty && utf8,
+        }
+    }
+}
+
+fn paint(state: State, text: &str, style: Style) -> String {
+    if !style.color {
+        return text.to_string();
+    }
+    let code = match state {
+        State::Closed => "32",
+        State::Open => "31",
+        State::HalfOpen => "33",
+        State::ForcedOpen => "35",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// What is due next, for people: "next probe in 24s", "probe running".
+fn when(s: &BreakerState, now: Millis) -> String {
+    match s.state {
+        State::Closed => String::new(),
+        State::Open => format!(
+            "next probe {}, opened {}",
+            relative(s.next_probe_at, now),
+            relative(s.opened_at, now)
+        ),
+        State::HalfOpen if s.probe.is_some() => "probe running".to_string(),
+        State::HalfOpen => "next call probes".to_string(),
+        State::ForcedOpen => format!("until reset, opened {}", relative(s.opened_at, now)),
+    }
+}
+
+fn state_label(s: &BreakerState) -> String {
+    match s.mode {
+        Mode::Normal => s.state.as_str().to_string(),
+        Mode::Disabled => format!("{} (disabled)", s.state.as_str()),
+    }
+}
+
+/// The aligned table of all breakers.
+pub fn table(breakers: &[(String, BreakerState)], now: Millis, style: Style) -> String {
+    let header = ["NAME", "STATE", "FAILURES", "CALLS", "REJECTED", "WHEN"];
+    let rows: Vec<[String; 6]> = breakers
+        .iter()
+        .map(|(name, s)| {
+            [
+                name.clone(),
+                state_label(s),
+                match s.policy.threshold {
+                    0 => s.consecutive_failures.to_string(),
+                    t => format!("{}/{t}", s.consecutive_failures),
+                },
+                s.counters.calls.to_string(),
+                s.counters.rejected.to_string(),
+                when(s, now),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; 6], state: Option<State>| {
+        let mut l = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            let text = match (i, state) {
+                (1, Some(st)) => paint(st, cell, style),
+                _ => cell.to_string(),
+            };
+            l.push_str(&text);
+            if i + 1 < cells.len() {
+                l.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(header, None);
+    for ((_, s), row) in breakers.iter().zip(&rows) {
+        line(row.each_ref().map(String::as_str), Some(s.state));
+    }
+    out
+}
+
+/// The recent outcomes as a strip, oldest first.
+pub fn strip(s: &BreakerState, style: Style) -> String {
+    let (ok, bad) = if style.unicode {
+        ('✓', '✗')
+    } else {
+        ('+', 'x')
+    };
+    s.recent
+        .oldest_first()
+        .into_iter()
+        .map(|failed| if failed { bad } else { ok })
+        .collect()
+}
+
+/// One breaker in detail.
+pub fn detail(name: &str, s: &BreakerState, now: Millis, style: Style) -> String {
+    let p = &s.policy;
+    let c = &s.counters;
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    let due = when(s, now);
+    rows.push((
+        "state",
+        if due.is_empty() {
+            paint(s.state, s.state.as_str(), style)
+        } else {
+            format!("{} ({due})", paint(s.state, s.state.as_str(), style))
+        },
+    ));
+    rows.push(("mode", s.mode.as_str().to_string()));
+    rows.push((
+        "failures",
+        match p.threshold {
+            0 => format!("{} consecutive (no threshold)", s.consecutive_failures),
+            t => format!("{} consecutive (opens at {t})", s.consecutive_failures),
+        },
+    ));
+    rows.push((
+        "calls",
+        format!(
+            "{} ({} succeeded, {} failed, {} ignored, {} cancelled; {} slow, {} timed out)",
+            c.calls, c.successes, c.failures, c.ignored, c.cancelled, c.slow, c.timeouts
+        ),
+    ));
+    rows.push(("rejected", c.rejected.to_string()));
+    if let Some(rate) = p.failure_rate {
+        let t = s.window_tally(now);
+        let window = match p.window {
+            Window::Count(n) => format!("last {n} calls"),
+            Window::Time(ms) => format!("last {}", span(ms)),
+            Window::None => "no window".to_string(),
+        };
+        rows.push((
+            "window",
+            format!(
+                "{} failed of {} ({}%) over the {window}; opens at {}% from {} calls",
+                t.failures,
+                t.calls,
+                t.percent(),
+                percent(rate),
+                p.min_calls
+            ),
+        ));
+    }
+    let mut recovery = format!("{} (base {}", span(s.recovery), span(p.recovery));
+    if p.backoff == Backoff::Exponential {
+        recovery.push_str(&format!(
+            ", exponential ×{} up to {}",
+            p.backoff_factor_milli as f64 / 1000.0,
+            span(p.max_recovery)
+        ));
+    }
+    if p.jitter_percent > 0 {
+        recovery.push_str(&format!(", jitter ±{}%", p.jitter_percent));
+    }
+    recovery.push_str(&format!("; reopened {} times)", s.reopens));
+    rows.push(("recovery", recovery));
+    if p.probes > 1 || s.state == State::HalfOpen {
+        rows.push((
+            "probes",
+            format!("{} of {} succeeded", s.probe_successes, p.probes),
+        ));
+    }
+    let mut limits = Vec::new();
+    if let Some(t) = p.timeout {
+        limits.push(format!(
+            "timeout {} (kill after {})",
+            span(t),
+            span(p.kill_after)
+        ));
+    }
+    if let Some(slow) = p.slow {
+        limits.push(format!("slow over {}", span(slow)));
+    }
+    limits.push(format!("success codes {}", p.success_codes.to_list()));
+    if !p.ignore_codes.is_empty() {
+        limits.push(format!("ignored codes {}", p.ignore_codes.to_list()));
+    }
+    rows.push(("calls judged", limits.join(", ")));
+    let recent = strip(s, style);
+    rows.push((
+        "recent",
+        if recent.is_empty() {
+            "(none yet)".to_string()
+        } else {
+            recent
+        },
+    ));
+    let mut out = format!("{name}\n");
+    for (k, v) in rows {
+        out.push_str(&format!("  {:<13} {v}\n", format!("{k}:")));
+    }
+    let history = s.history.oldest_first();
+    if !history.is_empty() {
+        out.push_str("  transitions:\n");
+        let arrow = if style.unicode { "→" } else { "->" };
+        let ago: Vec<String> = history.iter().map(|t| relative(t.at, now)).collect();
+        let width = ago.iter().map(String::len).max().unwrap_or(0);
+        for (t, ago) in history.iter().zip(ago).rev() {
+            let to = format!("{:<11}", t.to.as_str());
+            out.push_str(&format!(
+                "    {ago:<width$}  {:<11} {arrow} {}  {}\n",
+                t.from.as_str(),
+                paint(t.to, &to, style),
+                t.reason.describe()
+            ));
+        }
+    }
+    out
+}
+
+fn percent(bp: u32) -> String {
+    if bp.is_multiple_of(100) {
+        (bp / 100).to_string()
+    } else {
+        format!("{:.2}", f64::from(bp) / 100.0)
+    }
+}
+
+/// The JSON form of one breaker; its keys are a contract (README, tests).
+#[derive(Serialize)]
+pub struct Json<'a> {
+    name: &'a str,
+    state: &'static str,
+    mode: &'static str,
+    consecutive_failures: u64,
+    threshold: u32,
+    recovery_ms: u64,
+    base_recovery_ms: u64,
+    reopens: u64,
+    calls: u64,
+    successes: u64,
+    failures: u64,
+    ignored: u64,
+    cancelled: u64,
+    rejected: u64,
+    slow: u64,
+    timeouts: u64,
+    opened_at: Option<String>,
+    next_probe_at: Option<String>,
+    probe_in_flight: bool,
+    probe_successes: u64,
+    window_calls: u64,
+    window_failures: u64,
+    policy: JsonPolicy,
+    recent_outcomes: Vec<&'static str>,
+    transitions: Vec<JsonTransition>,
+    transitions_total: JsonTotals,
+    updated_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonPolicy {
+    failure_rate_percent: Option<f64>,
+    window_calls: Option<u32>,
+    window_ms: Option<u64>,
+    min_calls: u32,
+    timeout_ms: Option<u64>,
+    kill_after_ms: u64,
+    slow_ms: Option<u64>,
+    success_codes: String,
+    ignore_codes: String,
+    backoff: &'static str,
+    backoff_factor: f64,
+    max_recovery_ms: u64,
+    jitter_percent: u32,
+    probes: u32,
+}
+
+#[derive(Serialize)]
+struct JsonTransition {
+    at: String,
+    from: &'static str,
+    to: &'static str,
+    reason: String,
+    consecutive_failures: u64,
+}
+
+#[derive(Serialize)]
+struct JsonTotals {
+    closed: u64,
+    open: u64,
+    half_open: u64,
+    forced_open: u64,
+}
+
+pub fn json<'a>(name: &'a str, s: &BreakerState, now: Millis) -> Json<'a> {
+    let p = &s.policy;
+    let c = &s.counters;
+    let t = s.window_tally(now);
+    Json {
+        name,
+        state: s.state.as_str(),
+        mode: s.mode.as_str(),
+        consecutive_failures: s.consecutive_failures,
+        threshold: p.threshold,
+        recovery_ms: s.recovery,
+        base_recovery_ms: p.recovery,
+        reopens: s.reopens,
+        calls: c.calls,
+        successes: c.successes,
+        failures: c.failures,
+        ignored: c.ignored,
+        cancelled: c.cancelled,
+        rejected: c.rejected,
+        slow: c.slow,
+        timeouts: c.timeouts,
+        opened_at: s.opened().map(rfc3339),
+        next_probe_at: s.next_probe().map(rfc3339),
+        probe_in_flight: s.probe.is_some(),
+        probe_successes: s.probe_successes,
+        window_calls: t.calls,
+        window_failures: t.failures,
+        policy: JsonPolicy {
+            failure_rate_percent: p.failure_rate.map(|bp| f64::from(bp) / 100.0),
+            window_calls: match p.window {
+                Window::Count(n) => Some(n),
+                _ => None,
+            },
+            window_ms: match p.window {
+                Window::Time(ms) => Some(ms),
+                _ => None,
+            },
+            min_calls: p.min_calls,
+            timeout_ms: p.timeout,
+            kill_after_ms: p.kill_after,
+            slow_ms: p.slow,
+            success_codes: p.success_codes.to_list(),
+            ignore_codes: p.ignore_codes.to_list(),
+            backoff: p.backoff.as_str(),
+            backoff_factor: f64::from(p.backoff_factor_milli) / 1000.0,
+            max_recovery_ms: p.max_recovery,
+            jitter_percent: p.jitter_percent,
+            probes: p.probes,
+        },
+        recent_outcomes: s
+            .recent
+            .oldest_first()
+            .into_iter()
+            .map(|failed| if failed { "failure" } else { "success" })
+            .collect(),
+        transitions: s
+            .history
+            .oldest_first()
+            .into_iter()
+            .map(|t| JsonTransition {
+                at: rfc3339(t.at),
+                from: t.from.as_str(),
+                to: t.to.as_str(),
+                reason: t.reason.describe(),
+                consecutive_failures: t.consecutive_failures,
+            })
+            .collect(),
+        transitions_total: JsonTotals {
+            closed: s.transitions[0],
+            open: s.transitions[1],
+            half_open: s.transitions[2],
+            forced_open: s.transitions[3],
+        },
+        updated_at: (s.updated_at > 0).then(|| rfc3339(s.updated_at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::tests::FakeHost;
+    use crate::breaker::{Admission, Call, Outcome, Policy};
+
+    const NOW: Millis = 1_764_000_000_000;
+
+    fn sample() -> (BreakerState, BreakerState) {
+        let p = Policy {
+            threshold: 3,
+            ..Policy::default()
+        };
+        let mut h = FakeHost::at(NOW - 200_000);
+        let mut open = BreakerState::new(h.now, 1, p);
+        for outcome in [
+            Outcome::Success,
+            Outcome::Failure,
+            Outcome::Success,
+            Outcome::Failure,
+            Outcome::Failure,
+        ] {
+            h.now += 1000;
+            if let (Admission::Run(t), _) = open.admit(&p, &mut h) {
+                open.record(
+                    t,
+                    Call {
+                        outcome,
+                        slow: false,
+                        timed_out: false,
+                    },
+                    &mut h,
+                );
+            }
+        }
+        h.now = NOW - 6_000;
+        open.trip(Some(30_000), h.now);
+        let mut closed = BreakerState::new(NOW - 10_000, 1, Policy::default());
+        closed.counters.calls = 120;
+        closed.counters.successes = 120;
+        (open, closed)
+    }
+
+    #[test]
+    fn spans_read_naturally() {
+        assert_eq!(span(850), "850ms");
+        assert_eq!(span(24_000), "24s");
+        assert_eq!(span(192_000), "3m12s");
+        assert_eq!(span(300_000), "5m");
+        assert_eq!(span(7_500_000), "2h5m");
+        assert_eq!(span(3_600_000), "1h");
+        assert_eq!(span(100_800_000), "1d4h");
+        assert_eq!(relative(NOW + 24_000, NOW), "in 24s");
+        assert_eq!(relative(NOW - 180_000, NOW), "3m ago");
+    }
+
+    #[test]
+    fn table_snapshot() {
+        let (open, closed) = sample();
+        let out = table(
+            &[("api".into(), open), ("backup-offsite".into(), closed)],
+            NOW,
+            Style {
+                color: false,
+                unicode: false,
+            },
+        );
+        assert_eq!(
+            out,
+            "\
+NAME            STATE   FAILURES  CALLS  REJECTED  WHEN
+api             open    2/3       5      0         next probe in 24s, opened 6s ago
+backup-offsite  closed  0/5       120    0
+"
+        );
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let (open, _) = sample();
+        let plain = table(
+            &[("a".into(), open)],
+            NOW,
+            Style {
+                color: false,
+                unicode: false,
+            },
+        );
+        assert!(!plain.contains('\x1b'));
+        let coloured = table(
+            &[("a".into(), open)],
+            NOW,
+            Style {
+                color: true,
+                unicode: false,
+            },
+        );
+        assert!(coloured.contains("\x1b[31mopen\x1b[0m"));
+    }
+
+    #[test]
+    fn detail_snapshot() {
+        let (open, _) = sample();
+        let out = detail(
+            "api",
+            &open,
+            NOW,
+            Style {
+                color: false,
+                unicode: true,
+            },
+        );
+        assert_eq!(
+            out,
+            "\
+api
+  state:        open (next probe in 24s, opened 6s ago)
+  mode:         normal
+  failures:     2 consecutive (opens at 3)
+  calls:        5 (2 succeeded, 3 failed, 0 ignored, 0 cancelled; 0 slow, 0 timed out)
+  rejected:     0
+  recovery:     30s (base 30s; reopened 0 times)
+  calls judged: success codes 0
+  recent:       ✓✗✓✗✗
+  transitions:
+    6s ago  closed      → open         tripped by hand for 30s
+"
+        );
+        let ascii = detail(
+            "api",
+            &open,
+            NOW,
+            Style {
+                color: false,
+                unicode: false,
+            },
+        );
+        assert!(ascii.contains("recent:       +x+xx"));
+        assert!(ascii.contains("closed      -> open"));
+    }
+
+    #[test]
+    fn json_keys_and_times() {
+        let (open, _) = sample();
+        let v = serde_json::to_value(json("api", &open, NOW)).unwrap();
+        assert_eq!(v["state"], "open");
+        assert_eq!(v["next_probe_at"], rfc3339(NOW + 24_000));
+        assert_eq!(v["recent_outcomes"][1], "failure");
+        assert_eq!(v["transitions"][0]["to"], "open");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,797 @@
+//! The on-disk breaker record: layout, mapping, locking and validation.
+//!
+//! Owns the bytes of one breaker's file and nothing above them: it turns a
+//! [`BreakerState`] into words and back, maps the file shared, and guards
+//! every access with `flock(2)`. Where the file lives and what to do with a
+//! corrupt one is `store`'s business; what the state means is `breaker`'s.
+//!
+//! # Layout (version 1)
+//!
+//! A record is exactly [`RECORD_SIZE`] = 8192 bytes, preallocated with
+//! `posix_fallocate` so that stores through the map cannot fault on a full
+//! disk. It is an array of little-endian `u64` words, every one read and
+//! written as an `AtomicU64` through a `MAP_SHARED` mapping.
+//!
+//! | word | field |
+//! |---|---|
+//! | 0 | magic, the bytes `cbreak\0\x01` |
+//! | 1 | format version (1) |
+//! | 2 | file size in bytes (8192) |
+//! | 3 | active body: 0 or 1 |
+//! | 4 | store sequence number |
+//! | 5–7 | reserved, zero |
+//! | 8–515 | body 0 ([`BODY_WORDS`] words) |
+//! | 516–1023 | body 1 |
+//!
+//! The state is double-buffered: a store writes the whole inactive body and
+//! then flips word 3, so a process killed in the middle of a store leaves the
+//! previous state intact. Each body is:
+//!
+//! | body word | field |
+//! |---|---|
+//! | 0 | checksum of body words 1.. |
+//! | 1–4 | state (0 closed, 1 open, 2 half_open, 3 forced_open), mode (0 normal, 1 disabled), generation, consecutive failures |
+//! | 5–8 | opened at (ms since the epoch), next probe at, current open period (ms), reopens since the last close |
+//! | 9–14 | probe slot held (0/1), owner pid, owner start time (ticks), owner boot id hash, lease until, probe successes |
+//! | 15–22 | calls, successes, failures, ignored, cancelled, rejected, slow, timeouts |
+//! | 23–26 | transitions into closed, open, half_open, forced_open |
+//! | 27–28 | created at, updated at |
+//! | 29–50 | policy last used: threshold, recovery, failure rate (basis points, 0 none), window kind (0 none, 1 count, 2 time), window size (calls or ms), min calls, slow (ms, 0 none), timeout (ms, 0 none), kill after, success codes (4 words of bits), ignore codes (4), backoff (0 constant, 1 exponential), backoff factor (thousandths), max recovery, jitter percent, probes |
+//! | 51–69 | count window: 16 words of outcome bits (1 = failure), head, length, failures |
+//! | 70–109 | time window: 20 buckets of (epoch, successes << 32 \| failures) |
+//! | 110–111 | recent outcomes: bits (newest in bit 0, 1 = failure), length |
+//! | 112–241 | transition history: head, length, then 32 entries of (at, from \| to << 8 \| reason << 16, reason argument, consecutive failures) |
+//! | 242–507 | reserved for later fields, zero |
+//!
+//! A file of another size, without the magic, with a bad checksum or with a
+//! state that breaks the machine's invariants is *corrupt*; a zero-length
+//! file, or a full-size one whose magic is still zero, is a record whose
+//! creation was interrupted and is initialised again.
+
+use std::cell::OnceCell;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::breaker::{
+    Backoff, BreakerState, CodeSet, Counters, Mode, Owner, Policy, ProbeSlot, Reason, State,
+    Transition, Window,
+};
+use crate::history::{HISTORY_LEN, History, Recent};
+use crate::window::{Bucket, COUNT_WORDS, CountWindow, TIME_BUCKETS, TimeWindow};
+
+pub const MAGIC: u64 = u64::from_le_bytes(*b"cbreak\0\x01");
+pub const VERSION: u64 = 1;
+pub const RECORD_SIZE: usize = 8192;
+const WORDS: usize = RECORD_SIZE / 8;
+const HEADER_WORDS: usize = 8;
+pub const BODY_WORDS: usize = (WORDS - HEADER_WORDS) / 2;
+
+const W_MAGIC: usize = 0;
+const W_VERSION: usize = 1;
+const W_SIZE: usize = 2;
+const W_ACTIVE: usize = 3;
+const W_SEQUENCE: usize = 4;
+
+/// Why a record cannot be used.
+#[derive(Debug)]
+pub enum RecordError {
+    /// The path no longer names the file that was locked (moved aside,
+    /// deleted or replaced meanwhile): open it again.
+    Moved,
+    /// A zero-length or half-created file, seen by a reader.
+    Uninitialized,
+    /// Not a record, or a damaged one; the text says what is wrong.
+    Corrupt(String),
+    /// Written by a newer cbreak: leave it alone.
+    NewerVersion(u64),
+    Io(io::Error),
+}
+
+impl From<io::Error> for RecordError {
+    fn from(e: io::Error) -> Self {
+        RecordError::Io(e)
+    }
+}
+
+/// One breaker's file, open and (once locked) mapped.
+pub struct Record {
+    file: File,
+    path: PathBuf,
+    writable: bool,
+    map: OnceCell<MmapRaw>,
+}
+
+/// Proof that this process holds the record's lock; unlocks on drop.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct Guard<'a> {
+    record: &'a Record,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        // Closing the file would release the lock too; an unlock error
+        // leaves nothing to do.
+        let _ = fs2::FileExt::unlock(&self.record.file);
+    }
+}
+
+impl Record {
+    /// Opens the record at `path` for reading and writing, creating an empty
+    /// file with `mode` if there is none. Never follows a symlink.
+    pub fn open_rw(path: &Path, mode: u32) -> io::Result<Record> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        Record::checked(file, path, true)
+    }
+
+    /// Opens an existing record read-only.
+    pub fn open_ro(path: &Path) -> io::Result<Record> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        Record::checked(file, path, false)
+    }
+
+    fn checked(file: File, path: &Path, writable: bool) -> io::Result<Record> {
+        if !file.metadata()?.file_type().is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(Record {
+            file,
+            path: path.to_path_buf(),
+            writable,
+            map: OnceCell::new(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the exclusive lock, then checks that the path still names this
+    /// file and that it is a valid record, initialising a new one with
+    /// `fresh` when the file is empty.
+    pub fn lock(&self, fresh: impl FnOnce() -> BreakerState) -> Result<Guard<'_>, RecordError> {
+        let guard = self.lock_raw()?;
+        guard.check(fresh)?;
+        Ok(guard)
+    }
+
+    /// Takes the exclusive lock and checks nothing: for moving or deleting
+    /// the file, or for checking it with [`Guard::check`] while keeping the
+    /// lock whatever the check finds.
+    pub fn lock_raw(&self) -> io::Result<Guard<'_>> {
+        fs2::FileExt::lock_exclusive(&self.file)?;
+        Ok(Guard { record: self })
+    }
+
+    /// Takes the shared lock for reading.
+    pub fn lock_shared(&self) -> Result<Guard<'_>, RecordError> {
+        fs2::FileExt::lock_shared(&self.file)?;
+        let guard = Guard { record: self };
+        guard.validate(None::<fn() -> BreakerState>)?;
+        Ok(guard)
+    }
+
+    /// Whether the path still names the file this record has open (the
+    /// classic lock-file check: a file moved aside or replaced is not ours).
+    pub fn still_at_path(&self) -> bool {
+        match (self.file.metadata(), std::fs::symlink_metadata(&self.path)) {
+            (Ok(ours), Ok(there)) => ours.dev() == there.dev() && ours.ino() == there.ino(),
+            _ => false,
+        }
+    }
+
+    fn words(&self) -> &[AtomicU64] {
+        match self.map.get() {
+            // SAFETY: the mapping is page-aligned (so aligned for AtomicU64),
+            // at least RECORD_SIZE = WORDS * 8 bytes long (checked against
+            // the file's size under the lock before mapping), and lives as
+            // long as `self`. AtomicU64 has the size and alignment of u64.
+            // Every access to the shared bytes goes through these atomics, so
+            // another process writing the same file races only with atomic
+            // operations; no `&mut` to the bytes is ever made. Reads of a
+            // read-only mapping are plain loads, which `AtomicU64::load` is.
+            Some(map) => unsafe {
+                std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), WORDS)
+            },
+            None => &[],
+        }
+    }
+}
+
+impl Guard<'_> {
+    /// Checks the locked file as [`Record::lock`] does.
+    pub fn check(&self, fresh: impl FnOnce() -> BreakerState) -> Result<(), RecordError> {
+        self.validate(Some(fresh))
+    }
+
+    fn validate(&self, fresh: Option<impl FnOnce() -> BreakerState>) -> Result<(), RecordError> {
+        let rec = self.record;
+        let meta = rec.file.metadata()?;
+        match std::fs::symlink_metadata(&rec.path) {
+            Ok(at_path) if at_path.dev() == meta.dev() && at_path.ino() == meta.ino() => {}
+            Ok(_) => return Err(RecordError::Moved),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RecordError::Moved),
+            Err(e) => return Err(e.into()),
+        }
+        if meta.nlink() > 1 {
+            return Err(RecordError::Io(io::Error::other(
+                "the record has more than one hard link; refusing to use it",
+            )));
+        }
+        let len = meta.len();
+        if len == 0 {
+            let Some(fresh) = fresh else {
+                return Err(RecordError::Uninitialized);
+            };
+            fs2::FileExt::allocate(&rec.file, RECORD_SIZE as u64)?;
+            self.map()?;
+            self.initialize(&fresh());
+            return Ok(());
+        }
+        if len != RECORD_SIZE as u64 {
+            return Err(RecordError::Corrupt(format!(
+                "size is {len} bytes, a record is {RECORD_SIZE}"
+            )));
+        }
+        self.map()?;
+        let words = rec.words();
+        let magic = words[W_MAGIC].load(Ordering::Acquire);
+        if magic == 0 && words[W_VERSION].load(Ordering::Relaxed) == 0 {
+            return match fresh {
+                Some(fresh) => {
+                    self.initialize(&fresh());
+                    Ok(())
+                }
+                None => Err(RecordError::Uninitialized),
+            };
+        }
+        if magic != MAGIC {
+            return Err(RecordError::Corrupt(
+                "not a cbreak record (bad magic)".into(),
+            ));
+        }
+        let version = words[W_VERSION].load(Ordering::Relaxed);
+        if version > VERSION {
+            return Err(RecordError::NewerVersion(version));
+        }
+        if version != VERSION || words[W_SIZE].load(Ordering::Relaxed) != RECORD_SIZE as u64 {
+            return Err(RecordError::Corrupt(format!(
+                "unknown format version {version}"
+            )));
+        }
+        Ok(())
+    }
+
+    fn map(&self) -> io::Result<()> {
+        let rec = self.record;
+        if rec.map.get().is_none() {
+            let mut opts = MmapOptions::new();
+            opts.len(RECORD_SIZE);
+            let map = if rec.writable {
+                opts.map_raw(&rec.file)?
+            } else {
+                opts.map_raw_read_only(&rec.file)?
+            };
+            let _ = rec.map.set(map);
+        }
+        Ok(())
+    }
+
+    fn initialize(&self, state: &BreakerState) {
+        let words = self.record.words();
+        write_body(&words[HEADER_WORDS..HEADER_WORDS + BODY_WORDS], state);
+        words[W_ACTIVE].store(0, Ordering::Relaxed);
+        words[W_SEQUENCE].store(0, Ordering::Relaxed);
+        words[W_SIZE].store(RECORD_SIZE as u64, Ordering::Relaxed);
+        words[W_VERSION].store(VERSION, Ordering::Relaxed);
+        // The magic last: a record with a magic is a whole record.
+        words[W_MAGIC].store(MAGIC, Ordering::Release);
+    }
+
+    fn body(&self, index: u64) -> &[AtomicU64] {
+        let start = HEADER_WORDS + BODY_WORDS * (index as usize & 1);
+        &self.record.words()[start..start + BODY_WORDS]
+    }
+
+    /// Reads the current state.
+    pub fn load(&self) -> Result<BreakerState, RecordError> {
+        let words = self.record.words();
+        let active = words[W_ACTIVE].load(Ordering::Acquire);
+        if active > 1 {
+            return Err(RecordError::Corrupt(format!("active body index {active}")));
+        }
+        let mut body = [0u64; BODY_WORDS];
+        for (dst, src) in body.iter_mut().zip(self.body(active)) {
+            *dst = src.load(Ordering::Relaxed);
+        }
+        decode(&body).map_err(RecordError::Corrupt)
+    }
+
+    /// Replaces the state: writes the inactive body, then makes it active.
+    pub fn store(&self, state: &BreakerState) {
+        let words = self.record.words();
+        let next = words[W_ACTIVE].load(Ordering::Relaxed) ^ 1;
+        write_body(self.body(next), state);
+        words[W_ACTIVE].store(next & 1, Ordering::Release);
+        words[W_SEQUENCE].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn write_body(dst: &[AtomicU64], state: &BreakerState) {
+    let body = encode(state);
+    for (d, s) in dst.iter().zip(body) {
+        d.store(s, Ordering::Relaxed);
+    }
+}
+
+/// A cheap checksum of body words 1.. (catches damage, not malice).
+fn checksum(words: &[u64]) -> u64 {
+    words.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &w| {
+        let h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^ h >> 29
+    })
+}
+
+struct Writer {
+    words: [u64; BODY_WORDS],
+    at: usize,
+}
+
+impl Writer {
+    fn put(&mut self, w: u64) {
+        self.words[self.at] = w;
+        self.at += 1;
+    }
+}
+
+struct Reader<'a> {
+    words: &'a [u64],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn get(&mut self) -> u64 {
+        let w = self.words.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        w
+    }
+
+    fn get_u32(&mut self, what: &str) -> Result<u32, String> {
+        let w = self.get();
+        u32::try_from(w).map_err(|_| format!("{what} out of range: {w}"))
+    }
+
+    fn get_state(&mut self) -> Result<State, String> {
+        let w = self.get();
+        State::from_index(w).ok_or_else(|| format!("unknown state {w}"))
+    }
+}
+
+/// The body's words for `s`, checksum included.
+pub fn encode(s: &BreakerState) -> [u64; BODY_WORDS] {
+    let mut w = Writer {
+        words: [0; BODY_WORDS],
+        at: 1,
+    };
+    w.put(s.state.index() as u64);
+    w.put(match s.mode {
+        Mode::Normal => 0,
+        Mode::Disabled => 1,
+    });
+    w.put(s.generation);
+    w.put(s.consecutive_failures);
+    w.put(s.opened_at);
+    w.put(s.next_probe_at);
+    w.put(s.recovery);
+    w.put(s.reopens);
+    let slot = s.probe.unwrap_or_default();
+    w.put(u64::from(s.probe.is_some()));
+    w.put(u64::from(slot.owner.pid));
+    w.put(slot.owner.start_time);
+    w.put(slot.owner.boot_id);
+    w.put(slot.lease_until);
+    w.put(s.probe_successes);
+    let c = &s.counters;
+    for v in [
+        c.calls,
+        c.successes,
+        c.failures,
+        c.ignored,
+        c.cancelled,
+        c.rejected,
+        c.slow,
+        c.timeouts,
+    ] {
+        w.put(v);
+    }
+    for v in s.transitions {
+        w.put(v);
+    }
+    w.put(s.created_at);
+    w.put(s.updated_at);
+    let p = &s.policy;
+    w.put(u64::from(p.threshold));
+    w.put(p.recovery);
+    w.put(u64::from(p.failure_rate.unwrap_or(0)));
+    let (kind, size) = match p.window {
+        Window::None => (0, 0),
+        Window::Count(n) => (1, u64::from(n)),
+        Window::Time(ms) => (2, ms),
+    };
+    w.put(kind);
+    w.put(size);
+    w.put(u64::from(p.min_calls));
+    w.put(p.slow.unwrap_or(0));
+    w.put(p.timeout.unwrap_or(0));
+    w.put(p.kill_after);
+    for v in p.success_codes.0.into_iter().chain(p.ignore_codes.0) {
+        w.put(v);
+    }
+    w.put(match p.backoff {
+        Backoff::Constant => 0,
+        Backoff::Exponential => 1,
+    });
+    w.put(u64::from(p.backoff_factor_milli));
+    w.put(p.max_recovery);
+    w.put(u64::from(p.jitter_percent));
+    w.put(u64::from(p.probes));
+    for v in s.count_window.bits {
+        w.put(v);
+    }
+    w.put(u64::from(s.count_window.head));
+    w.put(u64::from(s.count_window.len));
+    w.put(u64::from(s.count_window.failures));
+    for b in s.time_window.buckets {
+        w.put(b.epoch);
+        w.put(u64::from(b.successes) << 32 | u64::from(b.failures));
+    }
+    w.put(s.recent.bits);
+    w.put(u64::from(s.recent.len));
+    w.put(u64::from(s.history.head));
+    w.put(u64::from(s.history.len));
+    for t in s.history.entries {
+        let (code, arg) = t.reason.encode();
+        w.put(t.at);
+        w.put(t.from.index() as u64 | (t.to.index() as u64) << 8 | code << 16);
+        w.put(arg);
+        w.put(t.consecutive_failures);
+    }
+    w.words[0] = checksum(&w.words[1..]);
+    w.words
+}
+
+/// The state in a body's words, or what is wrong with them.
+pub fn decode(words: &[u64; BODY_WORDS]) -> Result<BreakerState, String> {
+    if checksum(&words[1..]) != words[0] {
+        return Err("checksum mismatch".into());
+    }
+    let mut r = Reader { words, at: 1 };
+    let mut s = BreakerState {
+        state: r.get_state()?,
+        mode: match r.get() {
+            0 => Mode::Normal,
+            1 => Mode::Disabled,
+            m => return Err(format!("unknown mode {m}")),
+        },
+        generation: r.get(),
+        consecutive_failures: r.get(),
+        opened_at: r.get(),
+        next_probe_at: r.get(),
+        recovery: r.get(),
+        reopens: r.get(),
+        ..BreakerState::default()
+    };
+    let held = r.get();
+    let slot = ProbeSlot {
+        owner: Owner {
+            pid: r.get_u32("probe pid")?,
+            start_time: r.get(),
+            boot_id: r.get(),
+        },
+        lease_until: r.get(),
+    };
+    s.probe = match held {
+        0 => None,
+        1 => Some(slot),
+        h => return Err(format!("probe flag {h}")),
+    };
+    s.probe_successes = r.get();
+    s.counters = Counters {
+        calls: r.get(),
+        successes: r.get(),
+        failures: r.get(),
+        ignored: r.get(),
+        cancelled: r.get(),
+        rejected: r.get(),
+        slow: r.get(),
+        timeouts: r.get(),
+    };
+    for t in &mut s.transitions {
+        *t = r.get();
+    }
+    s.created_at = r.get();
+    s.updated_at = r.get();
+    let mut p = Policy {
+        threshold: r.get_u32("threshold")?,
+        recovery: r.get(),
+        failure_rate: match r.get_u32("failure rate")? {
+            0 => None,
+            bp @ 1..=10_000 => Some(bp),
+            bp => return Err(format!("failure rate {bp} basis points")),
+        },
+        ..Policy::default()
+    };
+    let (kind, size) = (r.get(), r.get());
+    p.window = match kind {
+        0 => Window::None,
+        1 => match u32::try_from(size) {
+            Ok(n @ 1..=crate::window::MAX_COUNT_WINDOW) => Window::Count(n),
+            _ => return Err(format!("count window of {size}")),
+        },
+        2 if size > 0 => Window::Time(size),
+        _ => return Err(format!("window kind {kind} of {size}")),
+    };
+    p.min_calls = r.get_u32("min calls")?;
+    p.slow = Some(r.get()).filter(|&ms| ms > 0);
+    p.timeout = Some(r.get()).filter(|&ms| ms > 0);
+    p.kill_after = r.get();
+    let mut codes = [[0u64; 4]; 2];
+    for set in &mut codes {
+        for w in set.iter_mut() {
+            *w = r.get();
+        }
+    }
+    p.success_codes = CodeSet(codes[0]);
+    p.ignore_codes = CodeSet(codes[1]);
+    p.backoff = match r.get() {
+        0 => Backoff::Constant,
+        1 => Backoff::Exponential,
+        b => return Err(format!("unknown backoff {b}")),
+    };
+    p.backoff_factor_milli = r.get_u32("backoff factor")?;
+    p.max_recovery = r.get();
+    p.jitter_percent = r.get_u32("jitter")?;
+    p.probes = r.get_u32("probes")?;
+    s.policy = p;
+    let mut cw = CountWindow::default();
+    for w in cw.bits.iter_mut().take(COUNT_WORDS) {
+        *w = r.get();
+    }
+    cw.head = r.get_u32("window head")?;
+    cw.len = r.get_u32("window length")?;
+    cw.failures = r.get_u32("window failures")?;
+    s.count_window = cw;
+    let mut tw = TimeWindow::default();
+    for b in tw.buckets.iter_mut().take(TIME_BUCKETS) {
+        let epoch = r.get();
+        let counts = r.get();
+        *b = Bucket {
+            epoch,
+            successes: (counts >> 32) as u32,
+            failures: counts as u32,
+        };
+    }
+    s.time_window = tw;
+    s.recent = Recent {
+        bits: r.get(),
+        len: r.get_u32("recent length")?,
+    };
+    let mut h = History {
+        head: r.get_u32("history head")?,
+        len: r.get_u32("history length")?,
+        ..History::default()
+    };
+    for e in h.entries.iter_mut().take(HISTORY_LEN) {
+        let at = r.get();
+        let packed = r.get();
+        let arg = r.get();
+        let consecutive_failures = r.get();
+        let state = |shift: u32| {
+            State::from_index(packed >> shift & 0xff).ok_or("unknown state in history")
+        };
+        *e = Transition {
+            at,
+            from: state(0)?,
+            to: state(8)?,
+            reason: Reason::decode(packed >> 16, arg).ok_or("unknown reason in history")?,
+            consecutive_failures,
+        };
+    }
+    s.history = h;
+    if !s.is_consistent() {
+        return Err("state breaks the breaker's invariants".into());
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::tests::FakeHost;
+    use crate::breaker::{Admission, Call, Outcome};
+
+    fn busy_state() -> BreakerState {
+        let p = Policy {
+            threshold: 3,
+            recovery: 2_000,
+            failure_rate: Some(4_000),
+            window: Window::Count(16),
+            min_calls: 2,
+            slow: Some(250),
+            timeout: Some(900),
+            backoff: Backoff::Exponential,
+            jitter_percent: 10,
+            probes: 2,
+            ..Policy::default()
+        };
+        let mut h = FakeHost::at(1_700_000_000_000);
+        let mut s = BreakerState::new(h.now, 7, p);
+        for i in 0..40u64 {
+            h.now += 700;
+            if let (Admission::Run(t), _) = s.admit(&p, &mut h) {
+                let outcome = if i % 3 == 0 {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                };
+                s.record(
+                    t,
+                    Call {
+                        outcome,
+                        slow: i % 5 == 0,
+                        timed_out: false,
+                    },
+                    &mut h,
+                );
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn encode_decode_round_trips() {
+        let s = busy_state();
+        assert!(s.history.len > 2, "the sample exercises the history");
+        assert_eq!(decode(&encode(&s)), Ok(s));
+    }
+
+    #[test]
+    fn layout_fits_the_body_with_room_to_grow() {
+        let words = encode(&busy_state());
+        let used = words.iter().rposition(|&w| w != 0).unwrap();
+        assert!(
+            used < 242,
+            "fields reach word {used}; the module docs say 241"
+        );
+        assert_eq!(HEADER_WORDS + 2 * BODY_WORDS, WORDS);
+    }
+
+    #[test]
+    fn any_flipped_bit_is_caught() {
+        let words = encode(&busy_state());
+        for i in [0, 1, 5, 17, 60, 115, 241, 300, BODY_WORDS - 1] {
+            let mut bad = words;
+            bad[i] ^= 1 << (i % 64);
+            assert!(decode(&bad).is_err(), "word {i}");
+        }
+    }
+
+    #[test]
+    fn valid_checksum_over_impossible_state_is_rejected() {
+        let mut words = encode(&busy_state());
+        words[1] = 9; // no such state
+        words[0] = checksum(&words[1..]);
+        assert_eq!(decode(&words), Err("unknown state 9".to_string()));
+        let mut words = encode(&busy_state());
+        words[15] += 1; // calls no longer the sum of the outcomes
+        words[0] = checksum(&words[1..]);
+        assert!(decode(&words).is_err());
+    }
+
+    #[test]
+    fn record_file_stores_and_loads_through_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        let rec = Record::open_rw(&path, 0o600).unwrap();
+        let fresh = BreakerState::new(5, 1, Policy::default());
+        let g = rec.lock(|| fresh).unwrap();
+        assert_eq!(g.load().unwrap(), fresh);
+        let busy = busy_state();
+        g.store(&busy);
+        drop(g);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), RECORD_SIZE as u64);
+        let reader = Record::open_ro(&path).unwrap();
+        assert_eq!(reader.lock_shared().unwrap().load().unwrap(), busy);
+    }
+
+    #[test]
+    fn reader_of_an_empty_file_sees_it_uninitialized() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        File::create(&path).unwrap();
+        let rec = Record::open_ro(&path).unwrap();
+        assert!(matches!(rec.lock_shared(), Err(RecordError::Uninitialized)));
+    }
+
+    #[test]
+    fn short_and_foreign_files_are_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        std::fs::write(&path, b"hello").unwrap();
+        let rec = Record::open_rw(&path, 0o600).unwrap();
+        assert!(matches!(
+            rec.lock(BreakerState::default),
+            Err(RecordError::Corrupt(_))
+        ));
+        std::fs::write(&path, vec![7u8; RECORD_SIZE]).unwrap();
+        let rec = Record::open_rw(&path, 0o600).unwrap();
+        assert!(matches!(
+            rec.lock(BreakerState::default),
+            Err(RecordError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn newer_version_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        let mut bytes = vec![0u8; RECORD_SIZE];
+        bytes[..8].copy_from_slice(&MAGIC.to_le_bytes());
+        bytes[8..16].copy_from_slice(&2u64.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let rec = Record::open_rw(&path, 0o600).unwrap();
+        assert!(matches!(
+            rec.lock(BreakerState::default),
+            Err(RecordError::NewerVersion(2))
+        ));
+    }
+
+    #[test]
+    fn moved_file_is_noticed_after_locking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        let rec = Record::open_rw(&path, 0o600).unwrap();
+        std::fs::rename(&path, dir.path().join("elsewhere")).unwrap();
+        assert!(matches!(
+            rec.lock(BreakerState::default),
+            Err(RecordError::Moved)
+        ));
+    }
+
+    #[test]
+    fn hard_linked_record_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b");
+        let rec = Record::open_rw(&path, 0o600).unwrap();
+        drop(rec.lock(BreakerState::default).unwrap());
+        std::fs::hard_link(&path, dir.path().join("other")).unwrap();
+        assert!(matches!(
+            rec.lock(BreakerState::default),
+            Err(RecordError::Io(_))
+        ));
+    }
+
+    #[test]
+    fn symlink_at_the_path_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"precious").unwrap();
+        let path = dir.path().join("b");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(Record::open_rw(&path, 0o600).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    }
+}

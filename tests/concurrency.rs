@@ -1,0 +1,108 @@
+//! Many processes on one breaker at once: counts stay exact, and half-open
+//! lets exactly one probe through.
+
+use std::time::Duration;
+
+use crate::util::{Env, eventually};
+
+#[test]
+fn sixteen_processes_count_exactly() {
+    let env = Env::new();
+    let workers = 16;
+    let runs = 20;
+    std::thread::scope(|scope| {
+        for w in 0..workers {
+            let env = &env;
+            scope.spawn(move || {
+                for i in 0..runs {
+                    let cmd = if (w + i) % 2 == 0 { "true" } else { "false" };
+                    let out = env.run(&["run", "-n", "shared", "-t", "100000", "--", cmd]);
+                    assert_eq!(out.code, i32::from(cmd == "false"), "{}", out.stderr);
+                }
+            });
+        }
+    });
+    let s = env.status("shared");
+    let total = workers * runs;
+    assert_eq!(s["calls"], total);
+    assert_eq!(s["successes"], total / 2);
+    assert_eq!(s["failures"], total / 2);
+    assert_eq!(s["rejected"], 0);
+}
+
+#[test]
+fn sixteen_processes_with_a_rate_window_keep_window_and_counts_consistent() {
+    let env = Env::new();
+    std::thread::scope(|scope| {
+        for w in 0..16 {
+            let env = &env;
+            scope.spawn(move || {
+                for i in 0..12 {
+                    let cmd = if (w * 12 + i) % 4 == 0 {
+                        "false"
+                    } else {
+                        "true"
+                    };
+                    env.run(&[
+                        "run",
+                        "-n",
+                        "rate",
+                        "-t",
+                        "0",
+                        "--failure-rate",
+                        "90%",
+                        "--window",
+                        "50",
+                        "--min-calls",
+                        "50",
+                        "--",
+                        cmd,
+                    ]);
+                }
+            });
+        }
+    });
+    let s = env.status("rate");
+    assert_eq!(s["calls"], 192);
+    assert_eq!(s["failures"], 48);
+    assert_eq!(s["state"], "closed", "25% never reaches 90%");
+    assert_eq!(s["window_calls"], 50);
+    let window_failures = s["window_failures"].as_u64().unwrap();
+    assert!(
+        (5..=20).contains(&window_failures),
+        "{window_failures} of the last 50"
+    );
+}
+
+#[test]
+fn half_open_lets_one_slow_probe_through_and_rejects_the_rest() {
+    let env = Env::new();
+    env.run(&["trip", "h", "--for", "100ms"]).success();
+    std::thread::sleep(Duration::from_millis(400));
+    let started = env.path("probe-started");
+    let probe_cmd = format!("touch {}; sleep 2", started.display());
+    let mut probe = env.spawn(&["run", "-n", "h", "--", "sh", "-c", &probe_cmd]);
+    assert!(
+        eventually(Duration::from_secs(10), || started.exists()),
+        "the probe never started"
+    );
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let env = &env;
+            scope.spawn(move || {
+                let marker = env.path(&format!("ran-{i}"));
+                let touch = format!("touch {}", marker.display());
+                env.run(&["run", "-n", "h", "--", "sh", "-c", &touch])
+                    .code(75)
+                    .stderr_has("half-open and its probe is still running");
+                assert!(!marker.exists());
+            });
+        }
+    });
+    assert!(probe.wait().unwrap().success());
+    let s = env.status("h");
+    assert_eq!(
+        (s["state"].as_str(), s["rejected"].as_u64()),
+        (Some("closed"), Some(8))
+    );
+}

@@ -1,0 +1,324 @@
+//! The tripping and recovery policies, against the real binary.
+
+use std::time::Duration;
+
+use crate::util::{Env, process_alive};
+
+#[test]
+fn hanging_command_is_killed_with_its_children_at_the_timeout() {
+    let env = Env::new();
+    let out = env
+        .run(&[
+            "run",
+            "-n",
+            "to",
+            "--timeout",
+            "300ms",
+            "--kill-after",
+            "1s",
+            "--",
+            "sh",
+            "-c",
+            "sleep 97.25 & sleep 97.25; wait",
+        ])
+        .code(124)
+        .stderr_has("ran longer than 300ms and was killed");
+    let _ = out;
+    assert!(
+        crate::util::eventually(Duration::from_secs(3), || !process_alive("sleep 97.25")),
+        "a child of the timed-out command survived"
+    );
+    let s = env.status("to");
+    assert_eq!(
+        (s["failures"].as_u64(), s["timeouts"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
+
+#[test]
+fn command_ignoring_sigterm_is_killed_after_kill_after() {
+    let env = Env::new();
+    env.run(&[
+        "run",
+        "-n",
+        "stub",
+        "--timeout",
+        "200ms",
+        "--kill-after",
+        "300ms",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; sleep 96.5",
+    ])
+    .code(124);
+    assert!(crate::util::eventually(Duration::from_secs(3), || {
+        !process_alive("sleep 96.5")
+    }));
+}
+
+#[test]
+fn slow_success_passes_its_status_through_but_counts_as_a_failure() {
+    let env = Env::new();
+    env.run(&[
+        "run",
+        "-n",
+        "slow",
+        "--slow",
+        "100ms",
+        "-t",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.4",
+    ])
+    .success()
+    .stderr_has("opened: 1 failure");
+    let s = env.status("slow");
+    assert_eq!(
+        (
+            s["slow"].as_u64(),
+            s["failures"].as_u64(),
+            s["successes"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0))
+    );
+}
+
+#[test]
+fn success_and_ignore_codes_decide_the_outcome() {
+    let env = Env::new();
+    let run = |code: &str| {
+        env.run(&[
+            "run",
+            "-n",
+            "codes",
+            "-t",
+            "2",
+            "--success-codes",
+            "0,3-4",
+            "--ignore-codes",
+            "7",
+            "--",
+            "sh",
+            "-c",
+            &format!("exit {code}"),
+        ])
+        .code(code.parse().unwrap())
+    };
+    run("3");
+    run("7");
+    run("7");
+    run("7");
+    assert_eq!(
+        env.state_of("codes"),
+        "closed",
+        "ignored codes do not move the breaker"
+    );
+    run("1");
+    run("7");
+    run("1");
+    let s = env.status("codes");
+    assert_eq!(s["state"], "open");
+    assert_eq!(
+        (
+            s["ignored"].as_u64(),
+            s["successes"].as_u64(),
+            s["calls"].as_u64()
+        ),
+        (Some(4), Some(1), Some(7))
+    );
+    assert_eq!(s["policy"]["success_codes"], "0,3-4");
+    assert_eq!(s["policy"]["ignore_codes"], "7");
+}
+
+#[test]
+fn exponential_backoff_grows_to_its_cap_and_resets_on_close() {
+    let env = Env::new();
+    let args = |cmd: &'static str| {
+        vec![
+            "run",
+            "-n",
+            "bo",
+            "-t",
+            "1",
+            "-r",
+            "100ms",
+            "--backoff",
+            "exponential",
+            "--max-recovery",
+            "350ms",
+            "--",
+            cmd,
+        ]
+    };
+    env.run(&args("false")).code(1);
+    let mut seen = vec![env.status("bo")["recovery_ms"].as_u64().unwrap()];
+    for _ in 0..3 {
+        // Wait out the period (with a margin), then fail the probe.
+        let wait = seen.last().unwrap() + 400;
+        std::thread::sleep(Duration::from_millis(wait));
+        env.run(&args("false")).code(1);
+        seen.push(env.status("bo")["recovery_ms"].as_u64().unwrap());
+    }
+    assert_eq!(seen, [100, 200, 350, 350]);
+    assert_eq!(env.status("bo")["reopens"], 3);
+    std::thread::sleep(Duration::from_millis(800));
+    env.run(&args("true")).success();
+    let s = env.status("bo");
+    assert_eq!(
+        (
+            s["state"].as_str(),
+            s["recovery_ms"].as_u64(),
+            s["base_recovery_ms"].as_u64()
+        ),
+        (Some("closed"), Some(100), Some(100))
+    );
+}
+
+#[test]
+fn fallback_runs_instead_when_skipped() {
+    let env = Env::new();
+    env.run(&["trip", "fb"]).success();
+    let out = env
+        .run(&[
+            "run",
+            "-n",
+            "fb",
+            "--fallback",
+            "echo cached; exit 9",
+            "--",
+            "echo live",
+        ])
+        .code(9)
+        .stderr_has("skipped");
+    assert_eq!(out.stdout, "cached\n");
+    assert_eq!(env.status("fb")["calls"], 0, "the fallback is not recorded");
+}
+
+#[test]
+fn every_validation_error_names_the_option_and_exits_125() {
+    let env = Env::new();
+    for (args, needle) in [
+        (&["--failure-rate", "150%"][..], "150%"),
+        (&["--failure-rate", "50%", "--window", "0"], "--window"),
+        (
+            &["--failure-rate", "50%", "--window", "5", "--min-calls", "6"],
+            "--min-calls 6 is larger than --window 5",
+        ),
+        (&["--timeout", "0"], "--timeout 0"),
+        (&["--success-codes", "0,x"], "'x'"),
+        (&["--ignore-codes", "3-1"], "backwards"),
+        (&["--backoff", "linear"], "linear"),
+        (&["--backoff-factor", "1"], "above 1"),
+        (&["--jitter", "101"], "0 to 100"),
+        (&["--probes", "0"], "--probes 0"),
+        (&["--recovery", "soon"], "soon"),
+    ] {
+        let mut argv = vec!["run", "-n", "v"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--", "true"]);
+        env.run(&argv).code(125).one_error_line().stderr_has(needle);
+    }
+    assert!(
+        !env.state().join("v").exists(),
+        "nothing ran, nothing was written"
+    );
+}
+
+#[test]
+fn options_come_from_the_environment_too() {
+    let env = Env::new();
+    env.command(&["run", "-n", "e", "--", "true"])
+        .env("CBREAK_THRESHOLD", "7")
+        .env("CBREAK_FAILURE_RATE", "40%")
+        .env("CBREAK_WINDOW", "1m")
+        .env("CBREAK_PROBES", "2")
+        .status()
+        .unwrap();
+    let s = env.status("e");
+    assert_eq!(s["threshold"], 7);
+    assert_eq!(s["policy"]["failure_rate_percent"], 40.0);
+    assert_eq!(s["policy"]["window_ms"], 60_000);
+    assert_eq!(s["policy"]["probes"], 2);
+}
+
+/// gobreaker's TestCustomCircuitBreaker: MaxRequests 3, and ReadyToTrip
+/// when at least 3 requests failed at a ratio of 0.6 or more. Its 30 s
+/// Interval (counts cleared in closed state) becomes a 3 s time window, its
+/// 90 s Timeout a 300 ms recovery. cbreak lets its 3 probes through one at a
+/// time, so the "over MaxRequests" rejection is a caller arriving while the
+/// third probe runs.
+#[test]
+fn gobreaker_custom_breaker_translated() {
+    let env = Env::new();
+    let run = |cmd: &str| {
+        env.run(&[
+            "run",
+            "-n",
+            "cb",
+            "-t",
+            "0",
+            "--failure-rate",
+            "60%",
+            "--window",
+            "3s",
+            "--min-calls",
+            "3",
+            "--probes",
+            "3",
+            "-r",
+            "300ms",
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            cmd,
+        ])
+    };
+    for _ in 0..5 {
+        run("exit 0").success();
+        run("exit 1").code(1);
+    }
+    assert_eq!(env.state_of("cb"), "closed", "5 of 10 is 50%");
+    run("exit 0").success();
+    assert_eq!(env.state_of("cb"), "closed");
+    // Past the interval: the old counts are gone.
+    std::thread::sleep(Duration::from_millis(3500));
+    run("exit 1").code(1);
+    assert_eq!(env.state_of("cb"), "closed", "1 request is fewer than 3");
+    run("exit 0").success();
+    run("exit 1").code(1);
+    assert_eq!(env.state_of("cb"), "open", "2 of 3 is at least 60%");
+    std::thread::sleep(Duration::from_millis(800));
+    run("exit 0").success();
+    run("exit 0").success();
+    assert_eq!(env.state_of("cb"), "half_open");
+    let started = env.path("third");
+    let mut third = env.spawn(&[
+        "run",
+        "-n",
+        "cb",
+        "-t",
+        "0",
+        "--failure-rate",
+        "60%",
+        "--window",
+        "3s",
+        "--min-calls",
+        "3",
+        "--probes",
+        "3",
+        "-r",
+        "300ms",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}; sleep 1", started.display()),
+    ]);
+    assert!(crate::util::eventually(Duration::from_secs(10), || started.exists()));
+    run("exit 0").code(75);
+    assert!(third.wait().unwrap().success());
+    assert_eq!(env.state_of("cb"), "closed");
+}

@@ -1,0 +1,221 @@
+//! `cbreak run`: exit statuses, skipping, recovery, names, passthrough.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::util::{Env, eventually};
+
+#[test]
+fn successful_run_is_silent_and_exits_zero() {
+    let env = Env::new();
+    let out = env
+        .run(&["run", "-n", "ok", "--", "sh", "-c", "echo out"])
+        .success()
+        .stderr_empty();
+    assert_eq!(out.stdout, "out\n");
+}
+
+#[test]
+fn exit_status_passes_through_and_counts_as_a_failure() {
+    let env = Env::new();
+    env.run(&["run", "-n", "f", "--", "sh", "-c", "exit 3"])
+        .code(3);
+    let s = env.status("f");
+    assert_eq!(
+        (s["calls"].as_u64(), s["failures"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(s["consecutive_failures"], 1);
+}
+
+#[test]
+fn death_by_signal_is_128_plus_n() {
+    let env = Env::new();
+    env.run(&["run", "-n", "k", "--", "sh", "-c", "kill -9 $$"])
+        .code(137);
+    assert_eq!(env.status("k")["failures"], 1);
+}
+
+#[test]
+fn threshold_opens_and_skips_without_running_the_command() {
+    let env = Env::new();
+    let args = [
+        "run", "-n", "api", "-t", "3", "-r", "60s", "--", "sh", "-c", "exit 1",
+    ];
+    env.run(&args).code(1);
+    env.run(&args).code(1);
+    env.run(&args)
+        .code(1)
+        .stderr_has("breaker 'api' opened: 3 consecutive failures; skipping runs for 1m");
+    let marker = env.path("ran");
+    let touch = format!("touch {}", marker.display());
+    env.run(&["run", "-n", "api", "--", "sh", "-c", &touch])
+        .code(75)
+        .stderr_has("skipped 'sh': breaker 'api' is open (3 consecutive failures); next probe in ");
+    assert!(!marker.exists(), "a skipped command must not run");
+    let s = env.status("api");
+    assert_eq!(s["state"], "open");
+    assert_eq!(s["rejected"], 1);
+    assert!(s["next_probe_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn open_exit_code_and_quiet() {
+    let env = Env::new();
+    env.run(&["trip", "q"]).success();
+    env.run(&[
+        "run",
+        "-n",
+        "q",
+        "--open-exit-code",
+        "0",
+        "-q",
+        "--",
+        "false",
+    ])
+    .code(0)
+    .stderr_empty();
+}
+
+#[test]
+fn probe_after_recovery_closes_on_success_and_reopens_on_failure() {
+    let env = Env::new();
+    let fail = ["run", "-n", "r", "-t", "1", "-r", "200ms", "--", "false"];
+    env.run(&fail).code(1);
+    assert_eq!(env.state_of("r"), "open");
+    std::thread::sleep(Duration::from_millis(700));
+    // The probe fails: open again, for a fresh period.
+    env.run(&fail).code(1);
+    assert_eq!(env.state_of("r"), "open");
+    std::thread::sleep(Duration::from_millis(700));
+    env.run(&["run", "-n", "r", "-t", "1", "-r", "200ms", "--", "true"])
+        .success()
+        .stderr_has("breaker 'r' closed: probe succeeded");
+    let s = env.status("r");
+    assert_eq!(
+        (s["state"].as_str(), s["consecutive_failures"].as_u64()),
+        (Some("closed"), Some(0))
+    );
+    let to: Vec<&str> = s["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(to, ["open", "half_open", "open", "half_open", "closed"]);
+}
+
+#[test]
+fn stdin_and_stdout_pass_through() {
+    let env = Env::new();
+    let mut child = env
+        .command(&["run", "-n", "cat", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line one\nline two\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "line one\nline two\n");
+    assert!(out.status.success());
+}
+
+#[test]
+fn missing_and_unexecutable_commands_are_127_and_126_and_not_recorded() {
+    let env = Env::new();
+    env.run(&["run", "-n", "m", "--", "/nonexistent/program"])
+        .code(127)
+        .one_error_line()
+        .stderr_has("cannot run '/nonexistent/program'");
+    let script = env.path("noexec.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    env.run(&["run", "-n", "m", "--", script.to_str().unwrap()])
+        .code(126);
+    assert_eq!(env.status("m")["calls"], 0);
+}
+
+#[test]
+fn usage_errors_exit_125_with_one_line() {
+    let env = Env::new();
+    env.run(&["run", "--treshold", "3", "--", "true"])
+        .code(125)
+        .one_error_line()
+        .stderr_has("--threshold");
+    env.run(&["run", "-t", "x", "--", "true"])
+        .code(125)
+        .one_error_line();
+    env.run(&["run"]).code(125).one_error_line();
+    env.run(&["frobnicate"]).code(125).one_error_line();
+}
+
+#[test]
+fn invalid_names_are_refused_with_the_rule() {
+    let env = Env::new();
+    for bad in ["../escape", ".hidden", "a/b", "", &"x".repeat(65)] {
+        env.run(&["run", "-n", bad, "--", "true"])
+            .code(125)
+            .one_error_line()
+            .stderr_has("1 to 64 characters");
+        env.run(&["trip", bad]).code(125);
+    }
+    assert!(!env.path("escape").exists());
+}
+
+#[test]
+fn default_name_is_stable_and_depends_on_every_argument() {
+    let env = Env::new();
+    env.run(&["run", "--", "sh", "-c", "exit 0"]).success();
+    env.run(&["run", "--", "sh", "-c", "exit 0"]).success();
+    env.run(&["run", "--", "sh", "-c", "exit  0"]).success();
+    let names = env.run(&["list"]).success().stdout;
+    let names: Vec<&str> = names.lines().collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("sh-") && n.len() == 15),
+        "{names:?}"
+    );
+    let counts: Vec<u64> = names
+        .iter()
+        .map(|n| env.status(n)["calls"].as_u64().unwrap())
+        .collect();
+    assert!(counts.contains(&2) && counts.contains(&1), "{counts:?}");
+}
+
+#[test]
+fn trip_for_opens_then_probes() {
+    let env = Env::new();
+    env.run(&["trip", "t", "--for", "300ms"]).success();
+    env.run(&["run", "-n", "t", "--", "true"]).code(75);
+    assert!(eventually(Duration::from_secs(5), || env
+        .run(&["run", "-n", "t", "--", "true"])
+        .code
+        == 0));
+    assert_eq!(env.state_of("t"), "closed");
+}
+
+#[test]
+fn trip_without_duration_is_forced_open_until_reset() {
+    let env = Env::new();
+    env.run(&["trip", "fo"]).success();
+    assert_eq!(env.state_of("fo"), "forced_open");
+    env.run(&["run", "-n", "fo", "-r", "0s", "--", "true"])
+        .code(75)
+        .stderr_has("forced open (tripped by hand); 'cbreak reset fo' closes it");
+    env.run(&["reset", "fo"]).success();
+    env.run(&["run", "-n", "fo", "--", "true"]).success();
+    let s = env.status("fo");
+    assert_eq!(
+        (
+            s["state"].as_str(),
+            s["calls"].as_u64(),
+            s["rejected"].as_u64()
+        ),
+        (Some("closed"), Some(1), Some(1))
+    );
+}

@@ -1,0 +1,188 @@
+//! Records and state directories that cannot be used: symlinks, corrupt and
+//! truncated files, unusable directories. cbreak never crashes, keeps the
+//! evidence, and by default still runs the command.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::util::Env;
+
+fn seed(env: &Env, name: &str) {
+    env.run(&["run", "-n", name, "--", "true"]).success();
+}
+
+fn corrupt_asides(env: &Env) -> Vec<String> {
+    std::fs::read_dir(env.state())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains("~corrupt-"))
+        .collect()
+}
+
+#[test]
+fn symlink_at_the_record_path_is_never_followed() {
+    let env = Env::new();
+    seed(&env, "other");
+    let target = env.path("precious");
+    std::fs::write(&target, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&target, env.state().join("linked")).unwrap();
+    env.run(&["run", "-n", "linked", "--", "sh", "-c", "exit 4"])
+        .code(4)
+        .stderr_has("symlink")
+        .stderr_has("running the command anyway");
+    env.run(&["trip", "linked"]).code(125).stderr_has("symlink");
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+}
+
+#[test]
+fn corrupt_record_is_moved_aside_and_run_goes_on() {
+    let env = Env::new();
+    seed(&env, "c");
+    let path = env.state().join("c");
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in &mut bytes[64..200] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    env.run(&["status", "c"]).code(1).stderr_has("corrupt");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "status changes nothing"
+    );
+    env.run(&["run", "-n", "c", "--", "sh", "-c", "exit 0"])
+        .success()
+        .stderr_has("was corrupt")
+        .stderr_has("kept it as");
+    let aside = corrupt_asides(&env);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(env.state().join(&aside[0])).unwrap(),
+        bytes,
+        "the evidence is kept as it was"
+    );
+    assert_eq!(env.status("c")["calls"], 1);
+    assert_eq!(env.run(&["list"]).success().stdout, "c\n");
+}
+
+#[test]
+fn truncated_and_foreign_records_never_crash() {
+    let env = Env::new();
+    for (name, bytes) in [
+        ("short", b"cbreak".to_vec()),
+        ("half", vec![0xff; 4096]),
+        ("long", vec![0; 9000]),
+        ("text", b"{\"state\": \"closed\"}\n".to_vec()),
+    ] {
+        std::fs::create_dir_all(env.state()).unwrap();
+        std::fs::write(env.state().join(name), &bytes).unwrap();
+        env.run(&["status", name])
+            .code(1)
+            .one_error_line()
+            .stderr_has("corrupt");
+        env.run(&["run", "-n", name, "--", "true"])
+            .success()
+            .stderr_has("was corrupt");
+        assert_eq!(env.state_of(name), "closed");
+    }
+    assert_eq!(corrupt_asides(&env).len(), 4);
+}
+
+#[test]
+fn status_of_all_reports_a_corrupt_record_and_shows_the_rest() {
+    let env = Env::new();
+    seed(&env, "good");
+    std::fs::write(env.state().join("bad"), b"junk").unwrap();
+    let out = env.run(&["status"]).code(1).stderr_has("bad is corrupt");
+    assert!(out.stdout.contains("good"));
+}
+
+#[test]
+fn empty_record_file_from_an_interrupted_create_is_initialised() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.state()).unwrap();
+    std::fs::write(env.state().join("e"), b"").unwrap();
+    assert_eq!(env.state_of("e"), "closed");
+    env.run(&["run", "-n", "e", "--", "true"])
+        .success()
+        .stderr_empty();
+    assert!(corrupt_asides(&env).is_empty());
+}
+
+#[test]
+fn unusable_state_directory_fails_open_by_default() {
+    let env = Env::new();
+    // A file where the directory should be.
+    std::fs::write(env.state(), b"not a directory").unwrap();
+    env.run(&["run", "-n", "x", "--", "sh", "-c", "exit 6"])
+        .code(6)
+        .stderr_has("breaker 'x' unavailable")
+        .stderr_has("running the command anyway");
+    let marker = env.path("ran");
+    let touch = format!("touch {}", marker.display());
+    env.run(&[
+        "run",
+        "-n",
+        "x",
+        "--on-state-error",
+        "skip",
+        "--",
+        "sh",
+        "-c",
+        &touch,
+    ])
+    .code(75);
+    env.run(&[
+        "run",
+        "-n",
+        "x",
+        "--on-state-error",
+        "fail",
+        "--",
+        "sh",
+        "-c",
+        &touch,
+    ])
+    .code(125);
+    assert!(!marker.exists());
+}
+
+#[test]
+fn record_written_by_a_newer_cbreak_is_left_alone() {
+    let env = Env::new();
+    seed(&env, "n");
+    let path = env.state().join("n");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8] = 9; // format version 9
+    std::fs::write(&path, &bytes).unwrap();
+    env.run(&["run", "-n", "n", "--", "true"])
+        .success()
+        .stderr_has("upgrade cbreak");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn unset_home_without_a_state_dir_still_runs_the_command() {
+    let env = Env::new();
+    let out = env
+        .command(&["run", "-n", "h", "--", "sh", "-c", "exit 5"])
+        .env_remove("CBREAK_STATE_DIR")
+        .env_remove("HOME")
+        .env_remove("XDG_STATE_HOME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HOME is not set"));
+}
+
+#[test]
+fn new_state_directory_is_private() {
+    let env = Env::new();
+    seed(&env, "p");
+    let dir_mode = std::fs::metadata(env.state()).unwrap().permissions().mode() & 0o777;
+    let file_mode = std::fs::metadata(env.state().join("p"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!((dir_mode, file_mode), (0o700, 0o600));
+}

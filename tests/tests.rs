@@ -1,0 +1,14 @@
+//! Integration tests: the real `cbreak` binary in temporary state
+//! directories. One test binary, one module per area.
+
+mod util;
+
+mod concurrency;
+mod crash;
+mod generated;
+mod observe;
+mod policies;
+mod run;
+mod signals;
+mod state_errors;
+mod status;

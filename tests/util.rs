@@ -1,0 +1,164 @@
+//! A small harness: a temporary state directory, the binary, and readable
+//! assertions on what it did.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cbreak");
+
+/// A state directory and a scratch directory for one test.
+pub struct Env {
+    tmp: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            tmp: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.tmp.path().join("state")
+    }
+
+    /// A path in the scratch directory (outside the state directory).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// `cbreak ARGS` with this state directory and no CBREAK_* settings
+    /// from the environment the tests run in.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("CBREAK_") {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("CBREAK_STATE_DIR", self.state())
+            .env_remove("NO_COLOR")
+            .current_dir(self.tmp.path())
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("cbreak runs"))
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cbreak starts")
+    }
+
+    /// `status NAME --json`, parsed.
+    pub fn status(&self, name: &str) -> Value {
+        let out = self.run(&["status", name, "--json"]).success();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("status JSON: {e}\n{}", out.stdout))
+    }
+
+    pub fn state_of(&self, name: &str) -> String {
+        self.status(name)["state"].as_str().unwrap().to_string()
+    }
+}
+
+/// What one run of cbreak did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn code(self, expected: i32) -> Run {
+        assert_eq!(
+            self.code, expected,
+            "exit status\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Run {
+        self.code(0)
+    }
+
+    #[track_caller]
+    pub fn stderr_has(self, needle: &str) -> Run {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_empty(self) -> Run {
+        assert_eq!(self.stderr, "", "stderr should be empty");
+        self
+    }
+
+    /// Every stderr line is one `cbreak: ...` line.
+    #[track_caller]
+    pub fn one_error_line(self) -> Run {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected:\n{}", self.stderr);
+        assert!(lines[0].starts_with("cbreak: "), "{}", lines[0]);
+        self
+    }
+}
+
+/// Waits up to `limit` for `cond`, polling; false if it never held.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// Whether a process whose command line contains `needle` is alive (not a
+/// zombie).
+pub fn process_alive(needle: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(|e| e.ok()).any(|e| {
+        let p = e.path();
+        let cmdline = std::fs::read(p.join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        !zombie
+            && String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(needle)
+    })
+}
