@@ -95,7 +95,7 @@ _cbreak() {
 
     case "${cmd}" in
         cbreak)
-            opts="-h -V --state-dir --help --version run status trip reset check record disable enable list forget metrics help"
+            opts="-h -V --state-dir --allow-network-fs --help --version run status trip reset check record disable enable list forget metrics help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -113,7 +113,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__check)
-            opts="-h --state-dir --help"
+            opts="-h --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -131,7 +131,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__disable)
-            opts="-h --state-dir --help"
+            opts="-h --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -149,7 +149,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__enable)
-            opts="-h --state-dir --help"
+            opts="-h --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,7 +167,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__forget)
-            opts="-h --state-dir --help"
+            opts="-h --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,7 +367,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__list)
-            opts="-h --state-dir --help"
+            opts="-h --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -385,7 +385,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__metrics)
-            opts="-o -h --output --state-dir --help"
+            opts="-o -h --output --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -411,7 +411,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__record)
-            opts="-q -h --quiet --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --help success failure ignored"
+            opts="-q -h --quiet --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --help success failure ignored"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -449,7 +449,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__reset)
-            opts="-h --state-dir --help"
+            opts="-h --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -467,7 +467,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__run)
-            opts="-n -t -r -q -h --name --threshold --recovery --open-exit-code --on-state-error --quiet --fallback --failure-rate --window --min-calls --timeout --kill-after --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --help"
+            opts="-n -t -r -q -h --name --threshold --recovery --open-exit-code --on-state-error --quiet --fallback --failure-rate --window --min-calls --timeout --kill-after --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -593,7 +593,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__status)
-            opts="-h --json --ascii --color --state-dir --help"
+            opts="-h --json --ascii --color --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -615,7 +615,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__trip)
-            opts="-h --for --state-dir --help"
+            opts="-h --for --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

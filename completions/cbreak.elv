@@ -19,6 +19,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
     var completions = [
         &'cbreak'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -67,6 +68,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
             cand -q 'No message when skipping or changing state'
             cand --quiet 'No message when skipping or changing state'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
@@ -75,22 +77,26 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
             cand --json 'Print JSON: an object for NAME, an array for all'
             cand --ascii 'Plain ASCII: + and x for the recent outcomes'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;trip'= {
             cand --for 'Open for this long, then probe as usual [default: until `reset`]'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;reset'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;check'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -103,26 +109,31 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
             cand -q 'No message when changing state'
             cand --quiet 'No message when changing state'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;disable'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;enable'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;list'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;forget'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
@@ -130,6 +141,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand -o 'Write to FILE atomically (for node_exporter''s textfile collector)'
             cand --output 'Write to FILE atomically (for node_exporter''s textfile collector)'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }

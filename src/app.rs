@@ -43,7 +43,8 @@ pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
 
 /// Carries out `config`.
 pub fn execute(config: Config) -> Exit {
-    let store = state_dir(config.state_dir).map(Store::new);
+    let allow_network_fs = config.allow_network_fs;
+    let store = state_dir(config.state_dir).map(|dir| Store::new(dir, allow_network_fs));
     if let Action::Run(run) = config.action {
         return run_command(store, run);
     }
@@ -107,7 +108,9 @@ type Failed = (Exit, String);
 fn failed(e: StoreError) -> Failed {
     let exit = match e {
         StoreError::NotFound { .. } | StoreError::Corrupt { .. } => Exit::Problem,
-        StoreError::Newer { .. } | StoreError::Io { .. } => Exit::Error,
+        StoreError::Newer { .. } | StoreError::Refused { .. } | StoreError::Io { .. } => {
+            Exit::Error
+        }
     };
     (exit, e.to_string())
 }

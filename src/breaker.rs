@@ -1190,6 +1190,73 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every state, every step (±1 s, ±1 h, ±1 d): what the next caller
+    /// gets. The documented behaviour (README, "Guarantees and limits").
+    #[test]
+    fn clock_steps_in_every_state() {
+        const RECOVERY: Millis = 10_000;
+        for step in [
+            -86_400_000i64,
+            -3_600_000,
+            -1_000,
+            1_000,
+            3_600_000,
+            86_400_000,
+        ] {
+            for state in State::ALL {
+                let mut h = FakeHost::at(T0);
+                let p = policy(1, RECOVERY);
+                let mut b = BreakerState::new(T0, 1, p);
+                match state {
+                    State::Closed => {}
+                    State::Open => {
+                        run(&mut b, &p, &mut h, Outcome::Failure);
+                    }
+                    State::HalfOpen => {
+                        run(&mut b, &p, &mut h, Outcome::Failure);
+                        h.now = T0 + RECOVERY;
+                        assert!(matches!(
+                            b.admit(&p, &mut h).0,
+                            Admission::Run(Ticket { probe: true, .. })
+                        ));
+                    }
+                    State::ForcedOpen => {
+                        b.trip(None, T0);
+                    }
+                }
+                assert_eq!(b.state, state);
+                let before = h.now;
+                h.now = before.checked_add_signed(step).unwrap();
+                h.pid = 200; // another caller; the probe's owner stays alive
+                let (admission, t) = b.admit(&p, &mut h);
+                let ran = matches!(admission, Admission::Run(_));
+                let expected = match state {
+                    State::Closed => true,
+                    State::ForcedOpen => false,
+                    // A step forward past the period ends it; a step back
+                    // never does.
+                    State::Open => step >= RECOVERY as i64,
+                    // The probe holds its slot until its lease (an hour
+                    // without --timeout) has passed on the clock.
+                    State::HalfOpen => step >= DEFAULT_PROBE_LEASE as i64,
+                };
+                assert_eq!(ran, expected, "{state:?} stepped by {step} ms");
+                assert!(
+                    t.is_none() || t.unwrap().to == State::HalfOpen,
+                    "no step opens or closes by itself"
+                );
+                assert!(b.is_consistent());
+                if state == State::Open && step < 0 {
+                    // Bounded: one period after the call that saw the step.
+                    h.now += RECOVERY - 1;
+                    assert!(matches!(b.admit(&p, &mut h).0, Admission::Reject(_)));
+                    h.now += 1;
+                    assert!(matches!(b.admit(&p, &mut h).0, Admission::Run(_)));
+                }
+            }
+        }
+    }
+
     #[test]
     fn clock_at_zero_or_max_does_not_panic() {
         for now in [0, u64::MAX] {

@@ -28,6 +28,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "CBREAK_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Use a state directory on a network file system (NFS, SMB, FUSE) anyway
+    #[arg(long, global = true, env = "CBREAK_ALLOW_NETWORK_FS")]
+    pub allow_network_fs: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

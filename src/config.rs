@@ -110,6 +110,7 @@ pub fn parse_factor(s: &str) -> Result<u32, String> {
 #[derive(Debug)]
 pub struct Config {
     pub state_dir: Option<PathBuf>,
+    pub allow_network_fs: bool,
     pub action: Action,
 }
 
@@ -235,6 +236,7 @@ impl Config {
         };
         Ok(Config {
             state_dir: cli.state_dir,
+            allow_network_fs: cli.allow_network_fs,
             action,
         })
     }

@@ -73,6 +73,46 @@ impl Host for System {
     }
 }
 
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid(2) takes no arguments, touches no memory and cannot
+    // fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The name of the network or user-space file system `path` is on, if it is
+/// one: there `flock(2)` and shared mappings are not coherent between the
+/// machines (or processes) that share it.
+pub fn network_fs(path: &std::path::Path) -> std::io::Result<Option<&'static str>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::other("path has a NUL byte"))?;
+    // SAFETY: a zeroed statfs is a valid out-parameter; `c` is a valid
+    // NUL-terminated string and `buf` a valid, writable statfs for the call.
+    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; statfs(2) writes only into `buf`.
+    if unsafe { libc::statfs(c.as_ptr(), &mut buf) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fs_kind(buf.f_type as u64))
+}
+
+/// The detection table, by statfs(2) magic number (linux/magic.h).
+pub fn fs_kind(f_type: u64) -> Option<&'static str> {
+    Some(match f_type & 0xffff_ffff {
+        0x6969 => "NFS",
+        0x517b => "SMB",
+        0xff53_4d42 => "CIFS",
+        0xfe53_4d42 => "SMB2",
+        0x6573_5546 => "FUSE",
+        0x5346_414f => "AFS",
+        0x00c3_6400 => "Ceph",
+        0x0102_1997 => "9P",
+        0x7375_7245 => "Coda",
+        _ => return None,
+    })
+}
+
 /// State letter and start time (field 22) of a process, from
 /// `/proc/PID/stat`.
 fn proc_stat(pid: u32) -> Option<(char, u64)> {
@@ -104,6 +144,30 @@ fn boot_id() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_file_systems_are_recognised() {
+        for (magic, name) in [
+            (0x6969, "NFS"),
+            (0xff53_4d42, "CIFS"),
+            (0xfe53_4d42, "SMB2"),
+            (0x517b, "SMB"),
+            (0x6573_5546, "FUSE"),
+        ] {
+            assert_eq!(fs_kind(magic), Some(name));
+        }
+        // Sign-extended as a 64-bit signed f_type would be.
+        assert_eq!(fs_kind(0xffff_ffff_ff53_4d42), Some("CIFS"));
+        for local in [
+            0xef53u64,   /* ext4 */
+            0x0102_1994, /* tmpfs */
+            0x5846_5342, /* xfs */
+            0x9123_683e, /* btrfs */
+        ] {
+            assert_eq!(fs_kind(local), None);
+        }
+        assert_eq!(network_fs(std::path::Path::new("/proc")).unwrap(), None);
+    }
 
     #[test]
     fn parses_stat_with_a_hostile_command_name() {

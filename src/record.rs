@@ -45,8 +45,8 @@
 //!
 //! A file of another size, without the magic, with a bad checksum or with a
 //! state that breaks the machine's invariants is *corrupt*; a zero-length
-//! file, or a full-size one whose magic is still zero, is a record whose
-//! creation was interrupted and is initialised again.
+//! file, or a full-size one whose magic is still zero (it is written last),
+//! is a record whose creation was interrupted and is initialised again.
 
 use std::cell::OnceCell;
 use std::fs::{File, OpenOptions};
@@ -103,6 +103,8 @@ pub struct Record {
     file: File,
     path: PathBuf,
     writable: bool,
+    /// Permissions a new record gets, whatever the umask.
+    mode: u32,
     map: OnceCell<MmapRaw>,
 }
 
@@ -131,7 +133,7 @@ impl Record {
             .mode(mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)?;
-        Record::checked(file, path, true)
+        Record::checked(file, path, true, mode)
     }
 
     /// Opens an existing record read-only.
@@ -140,10 +142,10 @@ impl Record {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)?;
-        Record::checked(file, path, false)
+        Record::checked(file, path, false, 0)
     }
 
-    fn checked(file: File, path: &Path, writable: bool) -> io::Result<Record> {
+    fn checked(file: File, path: &Path, writable: bool, mode: u32) -> io::Result<Record> {
         if !file.metadata()?.file_type().is_file() {
             return Err(io::Error::other("not a regular file"));
         }
@@ -151,6 +153,7 @@ impl Record {
             file,
             path: path.to_path_buf(),
             writable,
+            mode,
             map: OnceCell::new(),
         })
     }
@@ -236,7 +239,21 @@ impl Guard<'_> {
             let Some(fresh) = fresh else {
                 return Err(RecordError::Uninitialized);
             };
-            fs2::FileExt::allocate(&rec.file, RECORD_SIZE as u64)?;
+            if let Err(e) = fs2::FileExt::allocate(&rec.file, RECORD_SIZE as u64) {
+                // A full disk: leave no empty record behind. Whoever waits
+                // on this file's lock sees it gone and opens the path again.
+                if rec.still_at_path() {
+                    let _ = std::fs::remove_file(&rec.path);
+                }
+                return Err(e.into());
+            }
+            if rec.mode & 0o077 != 0 {
+                // A group's record: the umask must not take the group's
+                // write bit away.
+                use std::os::unix::fs::PermissionsExt;
+                rec.file
+                    .set_permissions(std::fs::Permissions::from_mode(rec.mode))?;
+            }
             self.map()?;
             self.initialize(&fresh());
             return Ok(());
@@ -249,7 +266,8 @@ impl Guard<'_> {
         self.map()?;
         let words = rec.words();
         let magic = words[W_MAGIC].load(Ordering::Acquire);
-        if magic == 0 && words[W_VERSION].load(Ordering::Relaxed) == 0 {
+        // The magic is written last: without it, creation never finished.
+        if magic == 0 {
             return match fresh {
                 Some(fresh) => {
                     self.initialize(&fresh());
@@ -338,7 +356,7 @@ fn write_body(dst: &[AtomicU64], state: &BreakerState) {
 }
 
 /// A cheap checksum of body words 1.. (catches damage, not malice).
-fn checksum(words: &[u64]) -> u64 {
+pub fn checksum(words: &[u64]) -> u64 {
     words.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &w| {
         let h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
         h ^ h >> 29
@@ -659,6 +677,50 @@ mod tests {
             }
         }
         s
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        // The fuzz target `record` in small: arbitrary files, and valid
+        // records with random bytes overwritten, through the file path.
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn no_file_content_panics_or_slips_through(
+            junk in proptest::collection::vec(any::<u8>(), 0..9000),
+            patch in proptest::collection::vec((0..RECORD_SIZE, any::<u8>()), 0..8),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut valid = Vec::new();
+            {
+                let path = dir.path().join("valid");
+                let rec = Record::open_rw(&path, 0o600).unwrap();
+                rec.lock(busy_state).unwrap().store(&busy_state());
+                valid = std::fs::read(&path).unwrap_or(valid);
+            }
+            let mut patched = valid.clone();
+            for (at, byte) in &patch {
+                patched[*at] = *byte;
+            }
+            for (name, bytes) in [("junk", &junk), ("patched", &patched)] {
+                let path = dir.path().join(name);
+                std::fs::write(&path, bytes).unwrap();
+                let rec = Record::open_rw(&path, 0o600).unwrap();
+                match rec.lock(BreakerState::default).and_then(|g| g.load()) {
+                    Ok(s) => {
+                        prop_assert!(s.is_consistent());
+                        // Either the patch missed what is read, or it zeroed
+                        // the magic: an unfinished creation, started afresh.
+                        if name == "patched" {
+                            let fresh = patched[..8] == [0; 8] && s == BreakerState::default();
+                            prop_assert!(s == busy_state() || fresh, "{:?}", patch);
+                        }
+                    }
+                    Err(RecordError::Corrupt(_) | RecordError::NewerVersion(_)) => {}
+                    Err(e) => prop_assert!(false, "{name}: {e:?}"),
+                }
+            }
+        }
     }
 
     #[test]

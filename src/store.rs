@@ -90,6 +90,8 @@ pub enum StoreError {
     /// The record exists but is damaged (only reported by reads; writers
     /// move it aside and start afresh).
     Corrupt { path: PathBuf, why: String },
+    /// The state directory is not safe to write to; the text says why.
+    Refused { dir: PathBuf, why: String },
     /// The record was written by a newer cbreak.
     Newer { path: PathBuf, version: u64 },
     Io {
@@ -112,6 +114,9 @@ impl fmt::Display for StoreError {
                 "record {} is corrupt ({why}); the next 'cbreak run' moves it aside and starts afresh",
                 path.display()
             ),
+            StoreError::Refused { dir, why } => {
+                write!(f, "refusing the state directory {}: {why}", dir.display())
+            }
             StoreError::Newer { path, version } => write!(
                 f,
                 "record {} has format version {version}, newer than this cbreak understands; upgrade cbreak",
@@ -135,11 +140,15 @@ impl std::error::Error for StoreError {}
 /// A state directory.
 pub struct Store {
     dir: PathBuf,
+    allow_network_fs: bool,
 }
 
 impl Store {
-    pub fn new(dir: PathBuf) -> Store {
-        Store { dir }
+    pub fn new(dir: PathBuf, allow_network_fs: bool) -> Store {
+        Store {
+            dir,
+            allow_network_fs,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -164,16 +173,64 @@ impl Store {
             .map_err(self.io(&self.dir, "create the state directory"))
     }
 
-    /// Opens (creating if needed) the record of `name` for writing.
-    fn open_rw(&self, path: &Path) -> Result<Record, StoreError> {
-        match Record::open_rw(path, 0o600) {
+    /// Checks the directory before anything is written there, creating it
+    /// if it is missing, and says what mode new records get.
+    ///
+    /// Like ssh with `~/.ssh`, cbreak refuses a directory that other users
+    /// could tamper with: one writable by everyone without the sticky bit,
+    /// or one owned by another user (root aside) that is not a shared group
+    /// directory. A shared group directory (setgid and group-writable) gets
+    /// records its group can read and write (0660); any other, private ones
+    /// (0600). Network file systems are refused unless allowed, because
+    /// `flock(2)` and shared mappings are not coherent there.
+    pub fn prepare(&self) -> Result<u32, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = match std::fs::metadata(&self.dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.create_dir()?;
-                Record::open_rw(path, 0o600)
+                std::fs::metadata(&self.dir)
             }
             other => other,
         }
-        .map_err(self.io(path, "open"))
+        .map_err(self.io(&self.dir, "use the state directory"))?;
+        let refuse = |why: String| StoreError::Refused {
+            dir: self.dir.clone(),
+            why,
+        };
+        if !meta.is_dir() {
+            return Err(refuse("it is not a directory".into()));
+        }
+        let mode = meta.mode();
+        let shared = mode & 0o2000 != 0 && mode & 0o020 != 0;
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Err(refuse(format!(
+                "it is writable by every user (mode {:o}) without the sticky bit; chmod o-w it",
+                mode & 0o7777
+            )));
+        }
+        let me = crate::host::euid();
+        if meta.uid() != me && meta.uid() != 0 && !shared {
+            return Err(refuse(format!(
+                "it belongs to uid {}, not to you (uid {me}); a directory shared by a group must be setgid and group-writable (chmod 2770)",
+                meta.uid()
+            )));
+        }
+        if !self.allow_network_fs {
+            let kind = crate::host::network_fs(&self.dir)
+                .map_err(self.io(&self.dir, "inspect the state directory"))?;
+            if let Some(kind) = kind {
+                return Err(refuse(format!(
+                    "it is on {kind}, where file locks and shared memory maps are not coherent between machines; use a local directory, or --allow-network-fs if only this machine uses it"
+                )));
+            }
+        }
+        Ok(if shared { 0o660 } else { 0o600 })
+    }
+
+    /// Opens (creating if needed) the record of `name` for writing.
+    fn open_rw(&self, path: &Path) -> Result<Record, StoreError> {
+        let mode = self.prepare()?;
+        Record::open_rw(path, mode).map_err(self.io(path, "open"))
     }
 
     /// Read-modify-write of `name`'s state under its exclusive lock.

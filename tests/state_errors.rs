@@ -186,3 +186,62 @@ fn new_state_directory_is_private() {
         & 0o777;
     assert_eq!((dir_mode, file_mode), (0o700, 0o600));
 }
+
+#[test]
+fn state_directory_writable_by_everyone_is_refused() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.state()).unwrap();
+    std::fs::set_permissions(env.state(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    env.run(&["run", "-n", "w", "--", "true"])
+        .success()
+        .stderr_has("writable by every user")
+        .stderr_has("running the command anyway");
+    env.run(&["trip", "w"])
+        .code(125)
+        .stderr_has("refusing the state directory");
+    assert!(!env.state().join("w").exists());
+    // With the sticky bit (like /tmp) others cannot replace our records.
+    std::fs::set_permissions(env.state(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    env.run(&["trip", "w"]).success();
+}
+
+#[test]
+fn state_directory_of_another_user_is_refused_unless_shared_by_a_group() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.state()).unwrap();
+    let me = std::fs::metadata(env.path("")).unwrap();
+    let chown = |uid: u32, mode: u32| {
+        std::os::unix::fs::chown(env.state(), Some(uid), None).unwrap();
+        std::fs::set_permissions(env.state(), std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    use std::os::unix::fs::MetadataExt;
+    let other = if me.uid() == 65534 { 65533 } else { 65534 };
+    if std::os::unix::fs::chown(env.state(), Some(other), None).is_err() {
+        println!("SKIPPED state_directory_of_another_user...: cannot chown (not root)");
+        return;
+    }
+    chown(other, 0o755);
+    env.run(&["trip", "o"])
+        .code(125)
+        .stderr_has(&format!("belongs to uid {other}"));
+    // setgid and group-writable: a directory shared by a group.
+    chown(other, 0o2770);
+    env.run(&["trip", "o"]).success();
+    let mode = std::fs::metadata(env.state().join("o")).unwrap().mode() & 0o777;
+    assert_eq!(
+        mode, 0o660,
+        "records in a shared directory are group read/write"
+    );
+}
+
+#[test]
+fn record_replaced_by_a_hard_link_is_refused() {
+    let env = Env::new();
+    seed(&env, "hl");
+    let elsewhere = env.path("elsewhere");
+    std::fs::hard_link(env.state().join("hl"), &elsewhere).unwrap();
+    env.run(&["run", "-n", "hl", "--", "true"])
+        .success()
+        .stderr_has("hard link");
+    env.run(&["trip", "hl"]).code(125).stderr_has("hard link");
+}

@@ -159,7 +159,7 @@ fn list_output_survives_a_closed_pipe() {
     }
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("'{}' list | head -1", crate::util::BIN))
+        .arg(format!("'{}' list | head -1", crate::util::bin()))
         .env("CBREAK_STATE_DIR", env.state())
         .output()
         .unwrap();

@@ -3,8 +3,10 @@
 
 mod util;
 
+mod chaos;
 mod concurrency;
 mod crash;
+mod disk;
 mod generated;
 mod observe;
 mod policies;

@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_cbreak");
+/// The binary under test: this build's, or `CBREAK_TEST_BIN` (the static
+/// or release build, say).
+pub fn bin() -> String {
+    std::env::var("CBREAK_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cbreak").to_string())
+}
 
 /// A state directory and a scratch directory for one test.
 pub struct Env {
@@ -32,10 +36,25 @@ impl Env {
 
     /// `cbreak ARGS` with this state directory and no CBREAK_* settings
     /// from the environment the tests run in.
+    ///
+    /// `CBREAK_TEST_WRAPPER` runs every cbreak under a wrapper, e.g.
+    /// `valgrind -q --error-exitcode=99`.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let wrapper = std::env::var("CBREAK_TEST_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("CBREAK_") {
+            if k.to_string_lossy().starts_with("CBREAK_")
+                && k != "CBREAK_TEST_WRAPPER"
+                && k != "CBREAK_TEST_BIN"
+            {
                 cmd.env_remove(&k);
             }
         }
