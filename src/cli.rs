@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::breaker::{CodeSet, Millis, Window};
 use crate::config::{
@@ -23,6 +23,16 @@ use crate::config::{
 #[derive(Parser, Debug)]
 #[command(name = "cbreak", version, max_term_width = 100)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every subcommand.
+#[derive(Args, Debug)]
+pub struct GlobalArgs {
     /// Directory of the breakers' records
     /// [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]
     #[arg(long, global = true, env = "CBREAK_STATE_DIR", value_name = "DIR")]
@@ -31,9 +41,45 @@ pub struct Cli {
     /// Use a state directory on a network file system (NFS, SMB, FUSE) anyway
     #[arg(long, global = true, env = "CBREAK_ALLOW_NETWORK_FS")]
     pub allow_network_fs: bool,
+}
 
-    #[command(subcommand)]
-    pub command: Command,
+/// What adds a subcommand's arguments to it.
+type Build = fn(clap::Command) -> clap::Command;
+
+/// Each subcommand and what builds its arguments, in [`Command`]'s order.
+const SUBCOMMANDS: [(&str, Build); 11] = [
+    ("run", <RunArgs as Args>::augment_args),
+    ("status", <StatusArgs as Args>::augment_args),
+    ("trip", <TripArgs as Args>::augment_args),
+    ("reset", <NameArgs as Args>::augment_args),
+    ("check", <NameArgs as Args>::augment_args),
+    ("record", <RecordArgs as Args>::augment_args),
+    ("disable", <NameArgs as Args>::augment_args),
+    ("enable", <NameArgs as Args>::augment_args),
+    ("list", std::convert::identity),
+    ("forget", <NameArgs as Args>::augment_args),
+    ("metrics", <MetricsArgs as Args>::augment_args),
+];
+
+/// Parses the command line (program name first).
+///
+/// clap's derive builds every subcommand's arguments before parsing, and on
+/// `cbreak run`'s hot path that is most of what clap costs. So the first
+/// try uses the same definitions with each subcommand deferred
+/// (`clap::Command::defer`: built only if it is the one invoked; the derive
+/// cannot defer yet, clap issue #4959). Anything that try does not accept
+/// — help, version, every usage error — is parsed again with the full
+/// derived [`Cli`], so all that the user sees comes from the one
+/// definition.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let mut fast = GlobalArgs::augment_args(clap::Command::new("cbreak")).subcommand_required(true);
+    for (name, build) in SUBCOMMANDS {
+        fast = fast.subcommand(clap::Command::new(name).defer(build));
+    }
+    fast.try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .or_else(|_| Cli::try_parse_from(&args))
 }
 
 // Parsed once per process: boxing `Run` would buy nothing.
@@ -62,12 +108,15 @@ pub enum Command {
     /// Undo `disable`
     Enable(NameArgs),
     /// Print the breakers' names, one per line
-    List,
+    List(ListArgs),
     /// Delete a breaker's record
     Forget(NameArgs),
     /// Print every breaker's metrics in the Prometheus text format
     Metrics(MetricsArgs),
 }
+
+#[derive(Args, Debug)]
+pub struct ListArgs {}
 
 #[derive(Args, Debug)]
 pub struct NameArgs {
@@ -316,6 +365,78 @@ mod tests {
     }
 
     #[test]
+    fn deferred_parser_knows_every_subcommand_in_order() {
+        let derived: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        let deferred: Vec<&str> = SUBCOMMANDS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(derived, deferred);
+    }
+
+    #[test]
+    fn deferred_parser_agrees_with_the_derived_one() {
+        for args in [
+            &[
+                "cbreak",
+                "run",
+                "-n",
+                "x",
+                "-t",
+                "3",
+                "--failure-rate",
+                "50%",
+                "--",
+                "curl",
+                "-f",
+            ][..],
+            &[
+                "cbreak",
+                "--state-dir",
+                "/s",
+                "run",
+                "--timeout",
+                "5s",
+                "--on-open",
+                "echo",
+                "true",
+            ],
+            &["cbreak", "status", "--json", "api", "--state-dir", "/s"],
+            &["cbreak", "trip", "a", "--for", "5m"],
+            &["cbreak", "record", "a", "failure", "-q"],
+            &["cbreak", "list"],
+            &["cbreak", "metrics", "-o", "/x.prom"],
+            &["cbreak", "reset", "a"],
+            &["cbreak", "check", "a"],
+            &["cbreak", "disable", "a"],
+            &["cbreak", "enable", "a"],
+            &["cbreak", "forget", "a"],
+        ] {
+            let fast = parse(args.iter().map(OsString::from)).unwrap();
+            let full = Cli::try_parse_from(args).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn help_and_errors_come_from_the_full_definition() {
+        for args in [
+            &["cbreak", "--help"][..],
+            &["cbreak", "run", "--help"],
+            &["cbreak", "run", "--bogus"],
+            &["cbreak"],
+        ] {
+            let fast = parse(args.iter().map(OsString::from)).unwrap_err();
+            let full = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(
+                fast.render().to_string(),
+                full.render().to_string(),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
     fn command_may_follow_a_double_dash_or_not() {
         for args in [
             &["cbreak", "run", "-n", "x", "--", "curl", "-f", "u"][..],
@@ -335,8 +456,8 @@ mod tests {
             &["cbreak", "--state-dir", "/d", "list"][..],
             &["cbreak", "list", "--state-dir", "/d"][..],
         ] {
-            let cli = Cli::try_parse_from(args).unwrap();
-            assert_eq!(cli.state_dir, Some(PathBuf::from("/d")));
+            let cli = parse(args.iter().map(OsString::from)).unwrap();
+            assert_eq!(cli.global.state_dir, Some(PathBuf::from("/d")));
         }
     }
 }

@@ -230,13 +230,13 @@ impl Config {
             },
             C::Disable(n) => Action::Disable { name: n.name },
             C::Enable(n) => Action::Enable { name: n.name },
-            C::List => Action::List,
+            C::List(_) => Action::List,
             C::Forget(n) => Action::Forget { name: n.name },
             C::Metrics(m) => Action::Metrics { output: m.output },
         };
         Ok(Config {
-            state_dir: cli.state_dir,
-            allow_network_fs: cli.allow_network_fs,
+            state_dir: cli.global.state_dir,
+            allow_network_fs: cli.global.allow_network_fs,
             action,
         })
     }

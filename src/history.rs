@@ -6,7 +6,7 @@
 //! transition *is* belongs to `breaker`, and how the rings are laid out on
 //! disk to `record`.
 
-use crate::breaker::Transition;
+use crate::breaker::{Reason, State, Transition};
 
 /// Transitions kept in the ring.
 pub const HISTORY_LEN: usize = 32;
@@ -34,29 +34,59 @@ impl Recent {
     }
 }
 
-/// A ring of the last [`HISTORY_LEN`] transitions.
+/// Words of one packed transition.
+pub const ENTRY_WORDS: usize = 4;
+
+/// A ring of the last [`HISTORY_LEN`] transitions, kept packed as the
+/// record stores them (at, from | to << 8 | reason << 16, reason argument,
+/// consecutive failures), so that reading and writing a record copies them
+/// instead of decoding them; only showing them decodes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct History {
-    pub entries: [Transition; HISTORY_LEN],
+    pub entries: [[u64; ENTRY_WORDS]; HISTORY_LEN],
     /// Index the next transition is written to.
     pub head: u32,
     pub len: u32,
 }
 
+/// One transition as the record stores it.
+pub fn pack(t: &Transition) -> [u64; ENTRY_WORDS] {
+    let (code, arg) = t.reason.encode();
+    [
+        t.at,
+        t.from.index() as u64 | (t.to.index() as u64) << 8 | code << 16,
+        arg,
+        t.consecutive_failures,
+    ]
+}
+
+/// The transition in a packed entry; `None` for words that are not one.
+pub fn unpack(e: &[u64; ENTRY_WORDS]) -> Option<Transition> {
+    let [at, packed, arg, consecutive_failures] = *e;
+    Some(Transition {
+        at,
+        from: State::from_index(packed & 0xff)?,
+        to: State::from_index(packed >> 8 & 0xff)?,
+        reason: Reason::decode(packed >> 16, arg)?,
+        consecutive_failures,
+    })
+}
+
 impl History {
     pub fn push(&mut self, t: Transition) {
         let head = self.head as usize % HISTORY_LEN;
-        self.entries[head] = t;
+        self.entries[head] = pack(&t);
         self.head = ((head + 1) % HISTORY_LEN) as u32;
         self.len = (self.len + 1).min(HISTORY_LEN as u32);
     }
 
-    /// Oldest first.
+    /// Oldest first. An entry that does not decode (a record written by
+    /// hand) is left out rather than shown wrong.
     pub fn oldest_first(&self) -> Vec<Transition> {
         let len = self.len.min(HISTORY_LEN as u32) as usize;
         let head = self.head as usize % HISTORY_LEN;
         (0..len)
-            .map(|k| self.entries[(head + HISTORY_LEN - len + k) % HISTORY_LEN])
+            .filter_map(|k| unpack(&self.entries[(head + HISTORY_LEN - len + k) % HISTORY_LEN]))
             .collect()
     }
 }
@@ -64,7 +94,6 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::breaker::{Reason, State};
 
     #[test]
     fn recent_keeps_the_last_64_oldest_first() {
@@ -96,5 +125,24 @@ mod tests {
         assert_eq!(v.len(), HISTORY_LEN);
         assert_eq!(v.first().unwrap().at, 8);
         assert_eq!(v.last().unwrap().at, 39);
+    }
+
+    #[test]
+    fn entries_round_trip_and_garbage_is_left_out() {
+        let t = Transition {
+            at: 5,
+            from: State::HalfOpen,
+            to: State::Open,
+            reason: Reason::FailureRate {
+                percent: 62,
+                calls: 20,
+            },
+            consecutive_failures: 3,
+        };
+        assert_eq!(unpack(&pack(&t)), Some(t));
+        let mut h = History::default();
+        h.push(t);
+        h.entries[0][1] = 0xff; // no such state
+        assert!(h.oldest_first().is_empty());
     }
 }

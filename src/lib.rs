@@ -30,15 +30,13 @@ pub mod window;
 
 use std::ffi::OsString;
 
-use clap::Parser;
-
 use crate::exit::Exit;
 
 /// Parses `args` (program name first), carries them out, and says how to
 /// exit. Usage errors exit 125, not clap's 2, which a wrapped command may
 /// use itself.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Exit {
-    let cli = match cli::Cli::try_parse_from(args) {
+    let cli = match cli::parse(args) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };

@@ -29,7 +29,7 @@
 //!
 //! | body word | field |
 //! |---|---|
-//! | 0 | checksum of body words 1.. |
+//! | 0 | checksum of body words 1–254, first sum (see `checksum`) |
 //! | 1–4 | state (0 closed, 1 open, 2 half_open, 3 forced_open), mode (0 normal, 1 disabled), generation, consecutive failures |
 //! | 5–8 | opened at (ms since the epoch), next probe at, current open period (ms), reopens since the last close |
 //! | 9–14 | probe slot held (0/1), owner pid, owner start time (ticks), owner boot id hash, lease until, probe successes |
@@ -41,7 +41,9 @@
 //! | 70–109 | time window: 20 buckets of (epoch, successes << 32 \| failures) |
 //! | 110–111 | recent outcomes: bits (newest in bit 0, 1 = failure), length |
 //! | 112–241 | transition history: head, length, then 32 entries of (at, from \| to << 8 \| reason << 16, reason argument, consecutive failures) |
-//! | 242–507 | reserved for later fields, zero |
+//! | 242–254 | reserved, zero, covered by the checksum |
+//! | 255 | checksum, second sum |
+//! | 256–507 | reserved for later versions: not read, written or checksummed |
 //!
 //! A file of another size, without the magic, with a bad checksum or with a
 //! state that breaks the machine's invariants is *corrupt*; a zero-length
@@ -58,10 +60,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::breaker::{
-    Backoff, BreakerState, CodeSet, Counters, Mode, Owner, Policy, ProbeSlot, Reason, State,
-    Transition, Window,
+    Backoff, BreakerState, CodeSet, Counters, Mode, Owner, Policy, ProbeSlot, State, Window,
 };
-use crate::history::{HISTORY_LEN, History, Recent};
+use crate::history::{History, Recent};
 use crate::window::{Bucket, COUNT_WORDS, CountWindow, TIME_BUCKETS, TimeWindow};
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"cbreak\0\x01");
@@ -69,7 +70,11 @@ pub const VERSION: u64 = 1;
 pub const RECORD_SIZE: usize = 8192;
 const WORDS: usize = RECORD_SIZE / 8;
 const HEADER_WORDS: usize = 8;
+/// Words set aside for each copy of the state.
 pub const BODY_WORDS: usize = (WORDS - HEADER_WORDS) / 2;
+/// Words of a body that this version reads, writes and checksums; the rest
+/// of each body is reserved for later versions.
+pub const USED_WORDS: usize = 256;
 
 const W_MAGIC: usize = 0;
 const W_VERSION: usize = 1;
@@ -187,8 +192,7 @@ impl Record {
         Ok(guard)
     }
 
-    /// Whether the path still names the file this record has open (the
-    /// classic lock-file check: a file moved aside or replaced is not ours).
+    /// Whether the path still names the file this record has open.
     pub fn still_at_path(&self) -> bool {
         match (self.file.metadata(), std::fs::symlink_metadata(&self.path)) {
             (Ok(ours), Ok(there)) => ours.dev() == there.dev() && ours.ino() == there.ino(),
@@ -215,6 +219,16 @@ impl Record {
 }
 
 impl Guard<'_> {
+    /// Marks the file as no longer the record at its path (mode 000), before
+    /// it is moved aside or deleted: whoever holds it open and locks it next
+    /// opens the path again.
+    pub fn retire(&self) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        self.record
+            .file
+            .set_permissions(std::fs::Permissions::from_mode(0o000))
+    }
+
     /// Checks the locked file as [`Record::lock`] does.
     pub fn check(&self, fresh: impl FnOnce() -> BreakerState) -> Result<(), RecordError> {
         self.validate(Some(fresh))
@@ -222,19 +236,7 @@ impl Guard<'_> {
 
     fn validate(&self, fresh: Option<impl FnOnce() -> BreakerState>) -> Result<(), RecordError> {
         let rec = self.record;
-        let meta = rec.file.metadata()?;
-        match std::fs::symlink_metadata(&rec.path) {
-            Ok(at_path) if at_path.dev() == meta.dev() && at_path.ino() == meta.ino() => {}
-            Ok(_) => return Err(RecordError::Moved),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RecordError::Moved),
-            Err(e) => return Err(e.into()),
-        }
-        if meta.nlink() > 1 {
-            return Err(RecordError::Io(io::Error::other(
-                "the record has more than one hard link; refusing to use it",
-            )));
-        }
-        let len = meta.len();
+        let len = check_meta(&rec.file.metadata()?)?;
         if len == 0 {
             let Some(fresh) = fresh else {
                 return Err(RecordError::Uninitialized);
@@ -276,21 +278,11 @@ impl Guard<'_> {
                 None => Err(RecordError::Uninitialized),
             };
         }
-        if magic != MAGIC {
-            return Err(RecordError::Corrupt(
-                "not a cbreak record (bad magic)".into(),
-            ));
-        }
-        let version = words[W_VERSION].load(Ordering::Relaxed);
-        if version > VERSION {
-            return Err(RecordError::NewerVersion(version));
-        }
-        if version != VERSION || words[W_SIZE].load(Ordering::Relaxed) != RECORD_SIZE as u64 {
-            return Err(RecordError::Corrupt(format!(
-                "unknown format version {version}"
-            )));
-        }
-        Ok(())
+        check_header(
+            magic,
+            words[W_VERSION].load(Ordering::Relaxed),
+            words[W_SIZE].load(Ordering::Relaxed),
+        )
     }
 
     fn map(&self) -> io::Result<()> {
@@ -310,7 +302,7 @@ impl Guard<'_> {
 
     fn initialize(&self, state: &BreakerState) {
         let words = self.record.words();
-        write_body(&words[HEADER_WORDS..HEADER_WORDS + BODY_WORDS], state);
+        write_body(&words[HEADER_WORDS..HEADER_WORDS + USED_WORDS], state);
         words[W_ACTIVE].store(0, Ordering::Relaxed);
         words[W_SEQUENCE].store(0, Ordering::Relaxed);
         words[W_SIZE].store(RECORD_SIZE as u64, Ordering::Relaxed);
@@ -321,7 +313,7 @@ impl Guard<'_> {
 
     fn body(&self, index: u64) -> &[AtomicU64] {
         let start = HEADER_WORDS + BODY_WORDS * (index as usize & 1);
-        &self.record.words()[start..start + BODY_WORDS]
+        &self.record.words()[start..start + USED_WORDS]
     }
 
     /// Reads the current state.
@@ -331,7 +323,7 @@ impl Guard<'_> {
         if active > 1 {
             return Err(RecordError::Corrupt(format!("active body index {active}")));
         }
-        let mut body = [0u64; BODY_WORDS];
+        let mut body = [0u64; USED_WORDS];
         for (dst, src) in body.iter_mut().zip(self.body(active)) {
             *dst = src.load(Ordering::Relaxed);
         }
@@ -348,6 +340,89 @@ impl Guard<'_> {
     }
 }
 
+/// The checks of a locked record's metadata that need no content: the
+/// lock-file check and the hard-link check. Returns the file's length.
+fn check_meta(meta: &std::fs::Metadata) -> Result<u64, RecordError> {
+    // Whoever moves a record aside or deletes it first retires it under the
+    // lock (mode 000, see `Guard::retire`), so a retired or unlinked file is
+    // no longer the record at the path: open the path again. One fstat,
+    // instead of a path lookup on every lock.
+    if meta.nlink() == 0 || meta.mode() & 0o777 == 0 {
+        return Err(RecordError::Moved);
+    }
+    if meta.nlink() > 1 {
+        return Err(RecordError::Io(io::Error::other(
+            "the record has more than one hard link; refusing to use it",
+        )));
+    }
+    Ok(meta.len())
+}
+
+/// The header of a full-size record whose magic is set.
+fn check_header(magic: u64, version: u64, size: u64) -> Result<(), RecordError> {
+    if magic != MAGIC {
+        return Err(RecordError::Corrupt(
+            "not a cbreak record (bad magic)".into(),
+        ));
+    }
+    if version > VERSION {
+        return Err(RecordError::NewerVersion(version));
+    }
+    if version != VERSION || size != RECORD_SIZE as u64 {
+        return Err(RecordError::Corrupt(format!(
+            "unknown format version {version}"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the record at `path` without mapping it — open, shared lock, one
+/// read, close — for `status` and `metrics`, which read many records once
+/// each: a map and unmap per record would cost more than the read.
+pub fn read(path: &Path) -> Result<BreakerState, RecordError> {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    fs2::FileExt::lock_shared(&file)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(RecordError::Io(io::Error::other("not a regular file")));
+    }
+    let len = check_meta(&meta)?;
+    if len == 0 {
+        return Err(RecordError::Uninitialized);
+    }
+    if len != RECORD_SIZE as u64 {
+        return Err(RecordError::Corrupt(format!(
+            "size is {len} bytes, a record is {RECORD_SIZE}"
+        )));
+    }
+    let mut bytes = vec![0u8; RECORD_SIZE];
+    file.read_exact_at(&mut bytes, 0)?;
+    drop(file); // unlocks
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(w)
+    };
+    if word(W_MAGIC) == 0 {
+        return Err(RecordError::Uninitialized);
+    }
+    check_header(word(W_MAGIC), word(W_VERSION), word(W_SIZE))?;
+    let active = word(W_ACTIVE);
+    if active > 1 {
+        return Err(RecordError::Corrupt(format!("active body index {active}")));
+    }
+    let start = HEADER_WORDS + BODY_WORDS * active as usize;
+    let mut body = [0u64; USED_WORDS];
+    for (i, w) in body.iter_mut().enumerate() {
+        *w = word(start + i);
+    }
+    decode(&body).map_err(RecordError::Corrupt)
+}
+
 fn write_body(dst: &[AtomicU64], state: &BreakerState) {
     let body = encode(state);
     for (d, s) in dst.iter().zip(body) {
@@ -355,36 +430,73 @@ fn write_body(dst: &[AtomicU64], state: &BreakerState) {
     }
 }
 
-/// A cheap checksum of body words 1.. (catches damage, not malice).
-pub fn checksum(words: &[u64]) -> u64 {
-    words.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &w| {
-        let h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
-        h ^ h >> 29
-    })
+/// Fletcher's two running sums over a body's words 1..255 (catches damage,
+/// not malice), in four interleaved lanes so that the additions do not wait
+/// on each other, folded at the end. Stored apart, in words 0 and 255: any
+/// one changed word changes the first sum (every step is a bijection of its
+/// lane), a swap of two words the second. Additions only: a multiply per
+/// word would cost more than the rest of a store.
+pub fn checksum(words: &[u64]) -> (u64, u64) {
+    let mut a = [
+        0x243f_6a88_85a3_08d3u64,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    ];
+    let mut b = [
+        0x4528_21e6_38d0_1377u64,
+        0xbe54_66cf_34e9_0c6c,
+        0xc0ac_29b7_c97c_50dd,
+        0x3f84_d5b5_b547_0917,
+    ];
+    let chunks = words.chunks_exact(4);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for i in 0..4 {
+            a[i] = a[i].wrapping_add(chunk[i]);
+            b[i] = b[i].wrapping_add(a[i]);
+        }
+    }
+    for (i, &w) in tail.iter().enumerate() {
+        a[i] = a[i].wrapping_add(w);
+        b[i] = b[i].wrapping_add(a[i]);
+    }
+    let fold = |lanes: [u64; 4]| {
+        lanes.iter().enumerate().fold(0u64, |h, (i, &l)| {
+            h.wrapping_add(l.rotate_left(16 * i as u32))
+        })
+    };
+    (fold(a), fold(b))
 }
 
-struct Writer {
-    words: [u64; BODY_WORDS],
-    at: usize,
+/// Writes the checksum into a body (words 0 and 255).
+pub fn seal(words: &mut [u64; USED_WORDS]) {
+    (words[0], words[USED_WORDS - 1]) = checksum(&words[1..USED_WORDS - 1]);
 }
 
-impl Writer {
+fn is_sealed(words: &[u64; USED_WORDS]) -> bool {
+    checksum(&words[1..USED_WORDS - 1]) == (words[0], words[USED_WORDS - 1])
+}
+
+struct Writer<'a> {
+    slots: std::slice::IterMut<'a, u64>,
+}
+
+impl Writer<'_> {
     fn put(&mut self, w: u64) {
-        self.words[self.at] = w;
-        self.at += 1;
+        if let Some(slot) = self.slots.next() {
+            *slot = w;
+        }
     }
 }
 
 struct Reader<'a> {
-    words: &'a [u64],
-    at: usize,
+    words: std::slice::Iter<'a, u64>,
 }
 
 impl Reader<'_> {
     fn get(&mut self) -> u64 {
-        let w = self.words.get(self.at).copied().unwrap_or(0);
-        self.at += 1;
-        w
+        self.words.next().copied().unwrap_or(0)
     }
 
     fn get_u32(&mut self, what: &str) -> Result<u32, String> {
@@ -399,10 +511,10 @@ impl Reader<'_> {
 }
 
 /// The body's words for `s`, checksum included.
-pub fn encode(s: &BreakerState) -> [u64; BODY_WORDS] {
+pub fn encode(s: &BreakerState) -> [u64; USED_WORDS] {
+    let mut words = [0; USED_WORDS];
     let mut w = Writer {
-        words: [0; BODY_WORDS],
-        at: 1,
+        slots: words[1..USED_WORDS - 1].iter_mut(),
     };
     w.put(s.state.index() as u64);
     w.put(match s.mode {
@@ -480,23 +592,23 @@ pub fn encode(s: &BreakerState) -> [u64; BODY_WORDS] {
     w.put(u64::from(s.recent.len));
     w.put(u64::from(s.history.head));
     w.put(u64::from(s.history.len));
-    for t in s.history.entries {
-        let (code, arg) = t.reason.encode();
-        w.put(t.at);
-        w.put(t.from.index() as u64 | (t.to.index() as u64) << 8 | code << 16);
-        w.put(arg);
-        w.put(t.consecutive_failures);
+    for e in &s.history.entries {
+        for &word in e {
+            w.put(word);
+        }
     }
-    w.words[0] = checksum(&w.words[1..]);
-    w.words
+    seal(&mut words);
+    words
 }
 
 /// The state in a body's words, or what is wrong with them.
-pub fn decode(words: &[u64; BODY_WORDS]) -> Result<BreakerState, String> {
-    if checksum(&words[1..]) != words[0] {
+pub fn decode(words: &[u64; USED_WORDS]) -> Result<BreakerState, String> {
+    if !is_sealed(words) {
         return Err("checksum mismatch".into());
     }
-    let mut r = Reader { words, at: 1 };
+    let mut r = Reader {
+        words: words[1..USED_WORDS - 1].iter(),
+    };
     let mut s = BreakerState {
         state: r.get_state()?,
         mode: match r.get() {
@@ -612,21 +724,10 @@ pub fn decode(words: &[u64; BODY_WORDS]) -> Result<BreakerState, String> {
         len: r.get_u32("history length")?,
         ..History::default()
     };
-    for e in h.entries.iter_mut().take(HISTORY_LEN) {
-        let at = r.get();
-        let packed = r.get();
-        let arg = r.get();
-        let consecutive_failures = r.get();
-        let state = |shift: u32| {
-            State::from_index(packed >> shift & 0xff).ok_or("unknown state in history")
-        };
-        *e = Transition {
-            at,
-            from: state(0)?,
-            to: state(8)?,
-            reason: Reason::decode(packed >> 16, arg).ok_or("unknown reason in history")?,
-            consecutive_failures,
-        };
+    for e in h.entries.iter_mut() {
+        for word in e.iter_mut() {
+            *word = r.get();
+        }
     }
     s.history = h;
     if !s.is_consistent() {
@@ -733,7 +834,10 @@ mod tests {
     #[test]
     fn layout_fits_the_body_with_room_to_grow() {
         let words = encode(&busy_state());
-        let used = words.iter().rposition(|&w| w != 0).unwrap();
+        let used = words[..USED_WORDS - 1]
+            .iter()
+            .rposition(|&w| w != 0)
+            .unwrap();
         assert!(
             used < 242,
             "fields reach word {used}; the module docs say 241"
@@ -744,7 +848,7 @@ mod tests {
     #[test]
     fn any_flipped_bit_is_caught() {
         let words = encode(&busy_state());
-        for i in [0, 1, 5, 17, 60, 115, 241, 300, BODY_WORDS - 1] {
+        for i in [0, 1, 5, 17, 60, 115, 241, 250, USED_WORDS - 1] {
             let mut bad = words;
             bad[i] ^= 1 << (i % 64);
             assert!(decode(&bad).is_err(), "word {i}");
@@ -755,11 +859,11 @@ mod tests {
     fn valid_checksum_over_impossible_state_is_rejected() {
         let mut words = encode(&busy_state());
         words[1] = 9; // no such state
-        words[0] = checksum(&words[1..]);
+        seal(&mut words);
         assert_eq!(decode(&words), Err("unknown state 9".to_string()));
         let mut words = encode(&busy_state());
         words[15] += 1; // calls no longer the sum of the outcomes
-        words[0] = checksum(&words[1..]);
+        seal(&mut words);
         assert!(decode(&words).is_err());
     }
 
@@ -822,11 +926,23 @@ mod tests {
     }
 
     #[test]
-    fn moved_file_is_noticed_after_locking() {
+    fn retired_or_deleted_file_is_noticed_after_locking() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b");
         let rec = Record::open_rw(&path, 0o600).unwrap();
-        std::fs::rename(&path, dir.path().join("elsewhere")).unwrap();
+        let other = Record::open_rw(&path, 0o600).unwrap();
+        {
+            let g = other.lock(BreakerState::default).unwrap();
+            g.retire().unwrap();
+            std::fs::rename(&path, dir.path().join("elsewhere")).unwrap();
+        }
+        assert!(matches!(
+            rec.lock(BreakerState::default),
+            Err(RecordError::Moved)
+        ));
+        let path2 = dir.path().join("c");
+        let rec = Record::open_rw(&path2, 0o600).unwrap();
+        std::fs::remove_file(&path2).unwrap();
         assert!(matches!(
             rec.lock(BreakerState::default),
             Err(RecordError::Moved)

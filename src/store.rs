@@ -261,7 +261,12 @@ impl Store {
                     return Ok(out);
                 }
                 // Still under the lock: nobody else is looking at it.
-                Err(RecordError::Corrupt(why)) => self.move_aside(&path, &why)?,
+                Err(RecordError::Corrupt(why)) => {
+                    guard
+                        .retire()
+                        .map_err(self.io(&path, "retire the corrupt record"))?;
+                    self.move_aside(&path, &why)?
+                }
                 Err(RecordError::Moved) => {}
                 Err(e) => return Err(self.record_error(&path, e)),
             }
@@ -315,21 +320,18 @@ impl Store {
     pub fn read(&self, name: &str) -> Result<BreakerState, StoreError> {
         let path = self.path(name);
         for _ in 0..ATTEMPTS {
-            let record = match Record::open_ro(&path) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match crate::record::read(&path) {
+                Ok(state) => return Ok(state),
+                Err(RecordError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(StoreError::NotFound {
                         name: name.to_string(),
                         dir: self.dir.clone(),
                     });
                 }
-                Err(e) => return Err(self.io(&path, "open")(e)),
-            };
-            match record.lock_shared().and_then(|g| g.load()) {
-                Ok(state) => return Ok(state),
                 // Being created right now: it is a fresh, closed breaker.
                 Err(RecordError::Uninitialized) => return Ok(BreakerState::default()),
                 Err(RecordError::Moved) => continue,
+                Err(RecordError::Io(e)) => return Err(self.io(&path, "read")(e)),
                 Err(e) => return Err(self.record_error(&path, e)),
             }
         }
@@ -372,6 +374,8 @@ impl Store {
         };
         let _held = record.lock_raw().map_err(self.io(&path, "lock"))?;
         if record.still_at_path() {
+            // A run holding it open sees its link count drop to 0 when it
+            // locks it next, and opens the path again.
             std::fs::remove_file(&path).map_err(self.io(&path, "delete"))?;
         }
         Ok(())

@@ -5,7 +5,7 @@
 #![no_main]
 
 use cbreak::breaker::{Call, Host, Millis, Outcome, Owner};
-use cbreak::record::{self, BODY_WORDS, Record, RecordError};
+use cbreak::record::{self, USED_WORDS, Record, RecordError};
 use libfuzzer_sys::fuzz_target;
 
 struct Fixed(Millis);
@@ -60,13 +60,13 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("unexpected {e:?}"),
     }
     // 2. The words, checksum fixed up.
-    let mut words = [0u64; BODY_WORDS];
+    let mut words = [0u64; USED_WORDS];
     for (w, chunk) in words.iter_mut().zip(data.chunks(8)) {
         let mut b = [0u8; 8];
         b[..chunk.len()].copy_from_slice(chunk);
         *w = u64::from_le_bytes(b);
     }
-    words[0] = record::checksum(&words[1..]);
+    record::seal(&mut words);
     if let Ok(mut s) = record::decode(&words) {
         assert!(s.is_consistent());
         let policy = s.policy;

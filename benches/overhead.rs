@@ -1,0 +1,387 @@
+//! What cbreak costs a command, against the floors it cannot beat and the
+//! wrappers people already use. Run with `cargo bench --bench overhead`
+//! after building the release binaries (see BENCHMARKS.md); it builds
+//! nothing itself.
+//!
+//! Every comparison alternates its two commands (A B A B ...) for a fixed
+//! number of rounds after a warm-up, so that a noisy neighbour hurts both
+//! sides alike, and reports the median and p90 wall time of each side and
+//! the median of the pairwise ratios A/B.
+//!
+//! Options: `--build dynamic|static` (which binaries: `target/release` or
+//! `target/<triple>/release` from `cargo static`), `--rounds N`,
+//! `--quick` (fewer rounds and breakers, for a smoke run), `--json FILE`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Options {
+    bin_dir: PathBuf,
+    build: String,
+    rounds: usize,
+    quick: bool,
+    json: Option<PathBuf>,
+}
+
+fn options() -> Options {
+    let mut args = std::env::args().skip(1);
+    let mut o = Options {
+        bin_dir: PathBuf::from("target/release"),
+        build: "dynamic".into(),
+        rounds: 400,
+        quick: false,
+        json: None,
+    };
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--build" => {
+                o.build = args.next().expect("--build dynamic|static");
+                if o.build == "static" {
+                    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+                    o.bin_dir = PathBuf::from(format!("target/{triple}/release"));
+                }
+            }
+            "--rounds" => {
+                o.rounds = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--rounds N")
+            }
+            "--quick" => {
+                o.quick = true;
+                o.rounds = 60;
+            }
+            "--json" => o.json = args.next().map(PathBuf::from),
+            "--bench" => {} // passed by `cargo bench`
+            other => panic!("unknown option {other}"),
+        }
+    }
+    o
+}
+
+/// One run: wall time and peak RSS (KiB), from wait4(2).
+// The child is reaped by wait4 itself (for its rusage), not by std.
+#[allow(clippy::zombie_processes)]
+fn measure(argv: &[String], env: &[(&str, &Path)]) -> (Duration, i64) {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter for wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 on our own unreaped child, with valid pointers; the
+    // Child is never waited on by std afterwards (dropping it does not wait).
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let elapsed = start.elapsed();
+    assert_eq!(pid, child.id() as i32);
+    (elapsed, usage.ru_maxrss)
+}
+
+#[derive(Default)]
+struct Side {
+    times: Vec<f64>,
+    rss: Vec<i64>,
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s[((s.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Comparison {
+    name: String,
+    a: String,
+    b: String,
+    a_median_ms: f64,
+    a_p90_ms: f64,
+    b_median_ms: f64,
+    b_p90_ms: f64,
+    ratio: f64,
+    a_rss_kib: i64,
+    b_rss_kib: i64,
+}
+
+fn compare(
+    name: &str,
+    a: &[String],
+    b: &[String],
+    env: &[(&str, &Path)],
+    rounds: usize,
+) -> Comparison {
+    let warm = (rounds / 10).max(5);
+    let (mut sa, mut sb) = (Side::default(), Side::default());
+    for i in 0..warm + rounds {
+        let (ta, ra) = measure(a, env);
+        let (tb, rb) = measure(b, env);
+        if i >= warm {
+            sa.times.push(ta.as_secs_f64() * 1e3);
+            sb.times.push(tb.as_secs_f64() * 1e3);
+            sa.rss.push(ra);
+            sb.rss.push(rb);
+        }
+    }
+    let ratios: Vec<f64> = sa.times.iter().zip(&sb.times).map(|(x, y)| x / y).collect();
+    let median_rss = |v: &mut Vec<i64>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let c = Comparison {
+        name: name.to_string(),
+        a: a.join(" "),
+        b: b.join(" "),
+        a_median_ms: percentile(&sa.times, 0.5),
+        a_p90_ms: percentile(&sa.times, 0.9),
+        b_median_ms: percentile(&sb.times, 0.5),
+        b_p90_ms: percentile(&sb.times, 0.9),
+        ratio: percentile(&ratios, 0.5),
+        a_rss_kib: median_rss(&mut sa.rss),
+        b_rss_kib: median_rss(&mut sb.rss),
+    };
+    println!(
+        "{:<34} {:>7.3} ms (p90 {:>6.3})  vs {:>7.3} ms (p90 {:>6.3})  ratio {:>5.3}",
+        c.name, c.a_median_ms, c.a_p90_ms, c.b_median_ms, c.b_p90_ms, c.ratio
+    );
+    c
+}
+
+fn words(s: &[&str]) -> Vec<String> {
+    s.iter().map(|w| w.to_string()).collect()
+}
+
+/// A state directory holding `n` breakers (copies of one record).
+fn populate(dir: &Path, n: usize, cbreak: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let seed = dir.join("seed-0");
+    let ok = Command::new(cbreak)
+        .args(["run", "-n", "seed-0", "--", "true"])
+        .env("CBREAK_STATE_DIR", dir)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    for i in 1..n {
+        std::fs::copy(&seed, dir.join(format!("seed-{i}"))).unwrap();
+    }
+}
+
+fn time_once(argv: &[&str], dir: &Path) -> f64 {
+    let start = Instant::now();
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .env("CBREAK_STATE_DIR", dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{argv:?}");
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+fn main() {
+    let o = options();
+    let bin = |name: &str| o.bin_dir.join(name).to_string_lossy().into_owned();
+    let cbreak = bin("cbreak");
+    let floor = bin("examples/spawn_floor");
+    let noop = bin("examples/noop");
+    for p in [&cbreak, &floor, &noop] {
+        if !Path::new(p).exists() {
+            eprintln!(
+                "missing {p}: build first (`cargo build --release --examples`, or `cargo static` for --build static)"
+            );
+            std::process::exit(2);
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let lock = tmp.path().join("lock");
+    std::fs::write(&lock, b"").unwrap();
+    let lock_s = lock.to_string_lossy().into_owned();
+    let env: &[(&str, &Path)] = &[("CBREAK_STATE_DIR", &state)];
+    let trip = Command::new(&cbreak)
+        .args(["trip", "tripped"])
+        .env("CBREAK_STATE_DIR", &state)
+        .status()
+        .unwrap();
+    assert!(trip.success());
+    println!(
+        "cbreak overhead benchmark: {} build, {} rounds, {}",
+        o.build,
+        o.rounds,
+        tmp.path().display()
+    );
+    let mut results = Vec::new();
+    let run_b = words(&[&cbreak, "run", "--name", "b", "--", "/bin/true"]);
+    results.push(compare(
+        "closed: cbreak / spawn_floor",
+        &run_b,
+        &words(&[&floor, "/bin/true"]),
+        env,
+        o.rounds,
+    ));
+    results.push(compare(
+        "closed: cbreak / flock",
+        &run_b,
+        &words(&["flock", &lock_s, "/bin/true"]),
+        env,
+        o.rounds,
+    ));
+    results.push(compare(
+        "closed: cbreak / timeout",
+        &run_b,
+        &words(&["timeout", "10", "/bin/true"]),
+        env,
+        o.rounds,
+    ));
+    results.push(compare(
+        "closed: cbreak / /bin/true",
+        &run_b,
+        &words(&["/bin/true"]),
+        env,
+        o.rounds,
+    ));
+    let run_open = words(&[
+        &cbreak,
+        "run",
+        "--name",
+        "tripped",
+        "--quiet",
+        "--",
+        "/bin/true",
+    ]);
+    results.push(compare(
+        "open: cbreak / noop",
+        &run_open,
+        &words(&[&noop]),
+        env,
+        o.rounds,
+    ));
+    results.push(compare(
+        "open: cbreak / /bin/true",
+        &run_open,
+        &words(&["/bin/true"]),
+        env,
+        o.rounds,
+    ));
+    results.push(compare(
+        "floor: spawn_floor / flock",
+        &words(&[&floor, "/bin/true"]),
+        &words(&["flock", &lock_s, "/bin/true"]),
+        env,
+        o.rounds,
+    ));
+
+    // Scale: run's cost must not depend on how many other breakers exist.
+    let crowd = tmp.path().join("crowd");
+    let many = if o.quick { 1_000 } else { 10_000 };
+    populate(&crowd, many, &cbreak);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let crowd_env: &[(&str, &Path)] = &[("CBREAK_STATE_DIR", &crowd)];
+    let empty_env: &[(&str, &Path)] = &[("CBREAK_STATE_DIR", &empty)];
+    let (mut in_crowd, mut alone) = (Vec::new(), Vec::new());
+    for i in 0..o.rounds + o.rounds / 10 {
+        let a = measure(&run_b, crowd_env).0.as_secs_f64() * 1e3;
+        let b = measure(&run_b, empty_env).0.as_secs_f64() * 1e3;
+        if i >= o.rounds / 10 {
+            in_crowd.push(a);
+            alone.push(b);
+        }
+    }
+    let ratios: Vec<f64> = in_crowd.iter().zip(&alone).map(|(a, b)| a / b).collect();
+    let scale_ratio = percentile(&ratios, 0.5);
+    println!(
+        "{:<34} {:>7.3} ms  vs {:>7.3} ms  ratio {:>5.3}",
+        format!("scale: run, {many} breakers / none"),
+        percentile(&in_crowd, 0.5),
+        percentile(&alone, 0.5),
+        scale_ratio
+    );
+    let mut listing = Vec::new();
+    for n in [1usize, 100, 1_000, 10_000]
+        .into_iter()
+        .filter(|&n| n <= many)
+    {
+        let dir = tmp.path().join(format!("list-{n}"));
+        populate(&dir, n, &cbreak);
+        let reps = if n >= 1_000 { 5 } else { 20 };
+        for (what, argv) in [
+            ("status --json", vec![cbreak.as_str(), "status", "--json"]),
+            ("metrics", vec![cbreak.as_str(), "metrics"]),
+        ] {
+            let times: Vec<f64> = (0..reps).map(|_| time_once(&argv, &dir)).collect();
+            let median = percentile(&times, 0.5);
+            println!(
+                "{:<34} {:>9.3} ms total, {:>7.1} µs per breaker",
+                format!("{what}, {n} breakers"),
+                median,
+                median * 1e3 / n as f64
+            );
+            listing.push((what, n, median));
+        }
+    }
+
+    // Contention: 8 loops on one breaker against 8 loops of the floor.
+    let per_loop = if o.quick { 20 } else { 100 };
+    let loops = |argv: &[String]| {
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..per_loop {
+                        measure(argv, env);
+                    }
+                });
+            }
+        });
+        (8 * per_loop) as f64 / start.elapsed().as_secs_f64()
+    };
+    let contention_runs = words(&[&cbreak, "run", "--name", "contended", "--", "/bin/true"]);
+    let floor_runs = words(&[&floor, "/bin/true"]);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        ours.push(loops(&contention_runs));
+        theirs.push(loops(&floor_runs));
+    }
+    let (ours, theirs) = (percentile(&ours, 0.5), percentile(&theirs, 0.5));
+    println!(
+        "{:<34} {:>7.0} runs/s  vs {:>7.0} runs/s  ratio {:>5.3}",
+        "contention: 8 loops cbreak / floor",
+        ours,
+        theirs,
+        ours / theirs
+    );
+    let rss = &results[0];
+    println!(
+        "{:<34} {:>7} KiB  vs {:>7} KiB  diff {:>5} KiB",
+        "peak RSS: cbreak run / spawn_floor",
+        rss.a_rss_kib,
+        rss.b_rss_kib,
+        rss.a_rss_kib - rss.b_rss_kib
+    );
+
+    if let Some(path) = o.json {
+        let doc = serde_json::json!({
+            "build": o.build,
+            "rounds": o.rounds,
+            "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            "comparisons": results.iter().map(|c| serde_json::json!({
+                "name": c.name, "a": c.a, "b": c.b,
+                "a_median_ms": c.a_median_ms, "a_p90_ms": c.a_p90_ms,
+                "b_median_ms": c.b_median_ms, "b_p90_ms": c.b_p90_ms,
+                "median_ratio": c.ratio, "a_peak_rss_kib": c.a_rss_kib, "b_peak_rss_kib": c.b_rss_kib,
+            })).collect::<Vec<_>>(),
+            "scale": {"breakers": many, "median_ratio": scale_ratio},
+            "listing": listing.iter().map(|(what, n, ms)| serde_json::json!({"command": what, "breakers": n, "median_ms": ms})).collect::<Vec<_>>(),
+            "contention": {"cbreak_runs_per_s": ours, "floor_runs_per_s": theirs, "ratio": ours / theirs},
+            "peak_rss_kib": {"cbreak": rss.a_rss_kib, "spawn_floor": rss.b_rss_kib},
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+        println!("wrote {}", path.display());
+    }
+}
