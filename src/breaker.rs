@@ -124,7 +124,14 @@ impl Reason {
     pub fn encode(self) -> (u64, u64) {
         match self {
             Reason::ConsecutiveFailures(n) => (1, n),
-            Reason::FailureRate { percent, calls } => (2, percent << 32 | (calls & 0xffff_ffff)),
+            // Both halves saturate at 32 bits: a window never holds more
+            // than u32::MAX calls in practice, but the fuzz target `record`
+            // made one that did, and the truncated count did not survive a
+            // store.
+            Reason::FailureRate { percent, calls } => {
+                let half = |v: u64| v.min(0xffff_ffff);
+                (2, half(percent) << 32 | half(calls))
+            }
             Reason::RecoveryElapsed => (3, 0),
             Reason::ProbeSucceeded => (4, 0),
             Reason::ProbeFailed => (5, 0),
@@ -1532,6 +1539,24 @@ pub(crate) mod tests {
         h.now = T0 + 1000;
         assert!(b.would_admit(&mut h));
         assert_eq!(b, before);
+    }
+
+    #[test]
+    fn failure_rate_reason_with_more_calls_than_32_bits_saturates() {
+        // Regression: found by the fuzz target `record` (calls 4449959938),
+        // now in its corpus as regression-rate-calls-over-u32.
+        let r = Reason::FailureRate {
+            percent: 3,
+            calls: 4_449_959_938,
+        };
+        let (code, arg) = r.encode();
+        assert_eq!(
+            Reason::decode(code, arg),
+            Some(Reason::FailureRate {
+                percent: 3,
+                calls: u64::from(u32::MAX)
+            })
+        );
     }
 
     #[test]

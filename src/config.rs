@@ -98,12 +98,16 @@ pub fn parse_factor(s: &str) -> Result<u32, String> {
         .trim()
         .parse()
         .map_err(|_| format!("'{s}' is not a number; use e.g. 2 or 1.5"))?;
-    if !(f > 1.0 && f <= 100.0) {
+    // Judged after rounding to what is stored (thousandths): 1.0000001
+    // would be stored as 1 and never grow (found by the fuzz target
+    // `options`).
+    let milli = (f * 1000.0).round();
+    if !(milli > 1000.0 && milli <= 100_000.0) {
         return Err(format!(
-            "'{s}' is out of range: the factor must be above 1 and at most 100"
+            "'{s}' is out of range: the factor must be above 1 and at most 100, in steps of 0.001"
         ));
     }
-    Ok((f * 1000.0).round() as u32)
+    Ok(milli as u32)
 }
 
 /// Everything cbreak was asked to do.
@@ -371,6 +375,19 @@ mod tests {
         assert!(parse_window("0").is_err());
         assert!(parse_window("1025").is_err());
         assert!(parse_window("10ms").is_err());
+    }
+
+    #[test]
+    fn backoff_factor_that_rounds_to_one_is_refused() {
+        // Regression: found by the fuzz target `options`, now in its corpus
+        // as regression-factor-rounds-to-one.
+        assert!(parse_factor("1.0000000000021000000000000000001").is_err());
+        assert!(parse_factor("1.0004").is_err());
+        assert_eq!(parse_factor("1.001"), Ok(1001));
+        assert_eq!(parse_factor("100"), Ok(100_000));
+        assert!(parse_factor("100.0004").is_ok());
+        assert!(parse_factor("100.001").is_err());
+        assert!(parse_factor("inf").is_err() && parse_factor("NaN").is_err());
     }
 
     #[test]
