@@ -67,10 +67,16 @@ fn sixteen_processes_with_a_rate_window_keep_window_and_counts_consistent() {
     assert_eq!(s["failures"], 48);
     assert_eq!(s["state"], "closed", "25% never reaches 90%");
     assert_eq!(s["window_calls"], 50);
-    let window_failures = s["window_failures"].as_u64().unwrap();
-    assert!(
-        (5..=20).contains(&window_failures),
-        "{window_failures} of the last 50"
+    // The window and the recent-outcomes strip are updated in the same
+    // locked step: the window's failures are exactly those among the last
+    // 50 outcomes of the strip, whatever order the 16 processes ran in.
+    let recent = s["recent_outcomes"].as_array().unwrap();
+    let last_50 = &recent[recent.len() - 50..];
+    let failures_in_strip = last_50.iter().filter(|o| *o == "failure").count() as u64;
+    assert_eq!(
+        s["window_failures"].as_u64(),
+        Some(failures_in_strip),
+        "{s}"
     );
 }
 
@@ -80,7 +86,13 @@ fn half_open_lets_one_slow_probe_through_and_rejects_the_rest() {
     env.run(&["trip", "h", "--for", "100ms"]).success();
     std::thread::sleep(Duration::from_millis(400));
     let started = env.path("probe-started");
-    let probe_cmd = format!("touch {}; sleep 2", started.display());
+    let release = env.path("release");
+    // The probe runs until the test lets it go: no race with the callers.
+    let probe_cmd = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
+        started.display(),
+        release.display()
+    );
     let mut probe = env.spawn(&["run", "-n", "h", "--", "sh", "-c", &probe_cmd]);
     assert!(
         eventually(Duration::from_secs(10), || started.exists()),
@@ -99,6 +111,7 @@ fn half_open_lets_one_slow_probe_through_and_rejects_the_rest() {
             });
         }
     });
+    std::fs::write(&release, b"").unwrap();
     assert!(probe.wait().unwrap().success());
     let s = env.status("h");
     assert_eq!(

@@ -246,7 +246,7 @@ fn options_come_from_the_environment_too() {
 
 /// gobreaker's TestCustomCircuitBreaker: MaxRequests 3, and ReadyToTrip
 /// when at least 3 requests failed at a ratio of 0.6 or more. Its 30 s
-/// Interval (counts cleared in closed state) becomes a 3 s time window, its
+/// Interval (counts cleared in closed state) becomes a 5 s time window, its
 /// 90 s Timeout a 300 ms recovery. cbreak lets its 3 probes through one at a
 /// time, so the "over MaxRequests" rejection is a caller arriving while the
 /// third probe runs.
@@ -263,7 +263,7 @@ fn gobreaker_custom_breaker_translated() {
             "--failure-rate",
             "60%",
             "--window",
-            "3s",
+            "5s",
             "--min-calls",
             "3",
             "--probes",
@@ -285,7 +285,7 @@ fn gobreaker_custom_breaker_translated() {
     run("exit 0").success();
     assert_eq!(env.state_of("cb"), "closed");
     // Past the interval: the old counts are gone.
-    std::thread::sleep(Duration::from_millis(3500));
+    std::thread::sleep(Duration::from_millis(5500));
     run("exit 1").code(1);
     assert_eq!(env.state_of("cb"), "closed", "1 request is fewer than 3");
     run("exit 0").success();
@@ -296,6 +296,7 @@ fn gobreaker_custom_breaker_translated() {
     run("exit 0").success();
     assert_eq!(env.state_of("cb"), "half_open");
     let started = env.path("third");
+    let release = env.path("release");
     let mut third = env.spawn(&[
         "run",
         "-n",
@@ -305,7 +306,7 @@ fn gobreaker_custom_breaker_translated() {
         "--failure-rate",
         "60%",
         "--window",
-        "3s",
+        "5s",
         "--min-calls",
         "3",
         "--probes",
@@ -315,10 +316,15 @@ fn gobreaker_custom_breaker_translated() {
         "--",
         "sh",
         "-c",
-        &format!("touch {}; sleep 1", started.display()),
+        &format!(
+            "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
+            started.display(),
+            release.display()
+        ),
     ]);
     assert!(crate::util::eventually(Duration::from_secs(10), || started.exists()));
     run("exit 0").code(75);
+    std::fs::write(&release, b"").unwrap();
     assert!(third.wait().unwrap().success());
     assert_eq!(env.state_of("cb"), "closed");
 }

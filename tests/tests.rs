@@ -13,4 +13,5 @@ mod policies;
 mod run;
 mod signals;
 mod state_errors;
+mod static_binary;
 mod status;
