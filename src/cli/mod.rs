@@ -4,6 +4,8 @@
 //! `config`, which also turns these structs into the plain configuration the
 //! rest of cbreak uses; no other module sees clap.
 
+mod fast;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -63,7 +65,8 @@ const SUBCOMMANDS: [(&str, Build); 11] = [
 
 /// Parses the command line (program name first).
 ///
-/// clap's derive builds every subcommand's arguments before parsing, and on
+/// The plain shapes of `cbreak run` are read by [`fast::parse`] without
+/// clap at all. Otherwise: clap's derive builds every subcommand's arguments before parsing, and on
 /// `cbreak run`'s hot path that is most of what clap costs. So the first
 /// try uses the same definitions with each subcommand deferred
 /// (`clap::Command::defer`: built only if it is the one invoked; the derive
@@ -73,6 +76,9 @@ const SUBCOMMANDS: [(&str, Build); 11] = [
 /// definition.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
     let args: Vec<OsString> = args.into_iter().collect();
+    if let Some(cli) = fast::parse(&args) {
+        return Ok(cli);
+    }
     let mut fast = GlobalArgs::augment_args(clap::Command::new("cbreak")).subcommand_required(true);
     for (name, build) in SUBCOMMANDS {
         fast = fast.subcommand(clap::Command::new(name).defer(build));
