@@ -166,3 +166,23 @@ fn list_output_survives_a_closed_pipe() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "b0\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn colour_follows_the_color_option_and_no_color() {
+    let env = Env::new();
+    env.run(&["trip", "c"]).success();
+    // Not a terminal here: auto means no colour.
+    let auto = env.run(&["status"]).success().stdout;
+    assert!(!auto.contains('\x1b'), "{auto:?}");
+    let always = env.run(&["status", "--color", "always"]).success().stdout;
+    assert!(always.contains("\x1b[35mforced_open\x1b[0m"), "{always:?}");
+    let never = env
+        .command(&["status", "c", "--color", "never"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&never.stdout).contains('\x1b'));
+    env.run(&["status", "--color", "sometimes"])
+        .code(125)
+        .one_error_line();
+}
