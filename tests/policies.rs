@@ -253,29 +253,16 @@ fn options_come_from_the_environment_too() {
 #[test]
 fn gobreaker_custom_breaker_translated() {
     let env = Env::new();
+    let args = |cmd: &str| -> Vec<String> {
+        let policy =
+            "run -n cb -t 0 --failure-rate 60% --window 5s --min-calls 3 --probes 3 -r 300ms -q";
+        let mut v: Vec<String> = policy.split(' ').map(String::from).collect();
+        v.extend(["--", "sh", "-c", cmd].map(String::from));
+        v
+    };
     let run = |cmd: &str| {
-        env.run(&[
-            "run",
-            "-n",
-            "cb",
-            "-t",
-            "0",
-            "--failure-rate",
-            "60%",
-            "--window",
-            "5s",
-            "--min-calls",
-            "3",
-            "--probes",
-            "3",
-            "-r",
-            "300ms",
-            "-q",
-            "--",
-            "sh",
-            "-c",
-            cmd,
-        ])
+        let a = args(cmd);
+        env.run(&a.iter().map(String::as_str).collect::<Vec<_>>())
     };
     for _ in 0..5 {
         run("exit 0").success();
@@ -297,31 +284,13 @@ fn gobreaker_custom_breaker_translated() {
     assert_eq!(env.state_of("cb"), "half_open");
     let started = env.path("third");
     let release = env.path("release");
-    let mut third = env.spawn(&[
-        "run",
-        "-n",
-        "cb",
-        "-t",
-        "0",
-        "--failure-rate",
-        "60%",
-        "--window",
-        "5s",
-        "--min-calls",
-        "3",
-        "--probes",
-        "3",
-        "-r",
-        "300ms",
-        "--",
-        "sh",
-        "-c",
-        &format!(
-            "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
-            started.display(),
-            release.display()
-        ),
-    ]);
+    let hold = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
+        started.display(),
+        release.display()
+    );
+    let third_args = args(&hold);
+    let mut third = env.spawn(&third_args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(crate::util::eventually(Duration::from_secs(10), || started.exists()));
     run("exit 0").code(75);
     std::fs::write(&release, b"").unwrap();
