@@ -806,10 +806,14 @@ mod tests {
             for (name, bytes) in [("junk", &junk), ("patched", &patched)] {
                 let path = dir.path().join(name);
                 std::fs::write(&path, bytes).unwrap();
+                let read_only = read(&path);
                 let rec = Record::open_rw(&path, 0o600).unwrap();
                 match rec.lock(BreakerState::default).and_then(|g| g.load()) {
                     Ok(s) => {
                         prop_assert!(s.is_consistent());
+                        if let Ok(r) = &read_only {
+                            prop_assert_eq!(r, &s, "status reads what run reads");
+                        }
                         // Either the patch missed what is read, or it zeroed
                         // the magic: an unfinished creation, started afresh.
                         if name == "patched" {

@@ -1,11 +1,11 @@
 //! Arbitrary bytes as a record file, through the real open, lock, validate
-//! and read path; and, with the checksum fixed up so the decoder's semantic
+//! and read paths (mapped, and `status`'s pread); and, with the checksum fixed up so the decoder's semantic
 //! checks are reached, arbitrary words as a body driven through the state
 //! machine. Nothing may panic or fault.
 #![no_main]
 
 use cbreak::breaker::{Call, Host, Millis, Outcome, Owner};
-use cbreak::record::{self, USED_WORDS, Record, RecordError};
+use cbreak::record::{self, Record, RecordError, USED_WORDS};
 use libfuzzer_sys::fuzz_target;
 
 struct Fixed(Millis);
@@ -34,9 +34,15 @@ fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b");
     std::fs::write(&path, data).unwrap();
+    // The read-only path of `status` and `metrics` first: it changes
+    // nothing, and must agree with the read-write path on valid records.
+    let read_only = record::read(&path);
     let rec = Record::open_rw(&path, 0o600).unwrap();
     match rec.lock(|| cbreak::breaker::BreakerState::default()) {
         Ok(guard) => {
+            if let Ok(s) = &read_only {
+                assert_eq!(guard.load().as_ref().ok(), Some(s));
+            }
             if let Ok(mut s) = guard.load() {
                 let policy = s.policy;
                 let mut host = Fixed(s.updated_at);
