@@ -95,7 +95,7 @@ fn half_open_lets_one_slow_probe_through_and_rejects_the_rest() {
     );
     let mut probe = env.spawn(&["run", "-n", "h", "--", "sh", "-c", &probe_cmd]);
     assert!(
-        eventually(Duration::from_secs(10), || started.exists()),
+        eventually(Duration::from_secs(30), || started.exists()),
         "the probe never started"
     );
     std::thread::scope(|scope| {

@@ -190,7 +190,7 @@ fn default_name_is_stable_and_depends_on_every_argument() {
 #[test]
 fn trip_for_opens_then_probes() {
     let env = Env::new();
-    env.run(&["trip", "t", "--for", "300ms"]).success();
+    env.run(&["trip", "t", "--for", "1s"]).success();
     env.run(&["run", "-n", "t", "--", "true"]).code(75);
     assert!(eventually(Duration::from_secs(5), || env
         .run(&["run", "-n", "t", "--", "true"])
