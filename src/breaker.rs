@@ -761,7 +761,7 @@ impl BreakerState {
                     return Some(self.open(Reason::ProbeFailed, host));
                 }
                 self.consecutive_failures = 0;
-                self.probe_successes += 1;
+                self.probe_successes = self.probe_successes.saturating_add(1);
                 if self.probe_successes >= u64::from(self.policy.probes.max(1)) {
                     return Some(self.transition(State::Closed, Reason::ProbeSucceeded, now));
                 }
@@ -1577,6 +1577,22 @@ pub(crate) mod tests {
         run(&mut b, &p, &mut h, Outcome::Failure);
         assert!(b.is_consistent());
         assert_eq!(b.consecutive_failures, 1, "the breaker itself still works");
+    }
+
+    #[test]
+    fn probe_success_count_from_a_hand_made_record_does_not_overflow() {
+        // Regression: found by the fuzz target `record` (probe_successes at
+        // u64::MAX read from a record), now in its corpus as
+        // regression-probe-successes-at-the-top.
+        let mut h = FakeHost::at(T0);
+        let (mut b, p) = tripped(1, 1000, &mut h);
+        h.now = T0 + 1000;
+        let (Admission::Run(t), _) = b.admit(&p, &mut h) else {
+            panic!()
+        };
+        b.probe_successes = u64::MAX;
+        let t = b.record(t, call(Outcome::Success), &mut h).unwrap();
+        assert_eq!(t.to, State::Closed);
     }
 
     #[test]

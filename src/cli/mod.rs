@@ -65,7 +65,7 @@ const SUBCOMMANDS: [(&str, Build); 11] = [
 
 /// Parses the command line (program name first).
 ///
-/// The plain shapes of `cbreak run` are read by [`fast::parse`] without
+/// The plain shapes of `cbreak run` are read by `fast::parse` without
 /// clap at all. Otherwise: clap's derive builds every subcommand's arguments before parsing, and on
 /// `cbreak run`'s hot path that is most of what clap costs. So the first
 /// try uses the same definitions with each subcommand deferred
