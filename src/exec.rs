@@ -16,6 +16,7 @@
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -101,7 +102,7 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
     }
     if spec.quiet_stdio {
         cmd.stdin(Stdio::null());
-        if let Ok(stderr) = io::stderr().as_fd_owned() {
+        if let Ok(stderr) = io::stderr().as_fd().try_clone_to_owned() {
             cmd.stdout(stderr);
         }
     }
@@ -142,17 +143,6 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
         timed_out,
         cancelled: spec.forward_signals && RECEIVED.load(Ordering::SeqCst) != 0,
     })
-}
-
-trait AsFdOwned {
-    fn as_fd_owned(&self) -> io::Result<std::os::fd::OwnedFd>;
-}
-
-impl AsFdOwned for io::Stderr {
-    fn as_fd_owned(&self) -> io::Result<std::os::fd::OwnedFd> {
-        use std::os::fd::AsFd;
-        self.as_fd().try_clone_to_owned()
-    }
 }
 
 fn wait(child: &mut Child) -> Status {

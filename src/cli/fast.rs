@@ -198,74 +198,47 @@ fn build(
     allow_network_fs: bool,
     command: Vec<OsString>,
 ) -> Option<Cli> {
-    let raw = |i: usize| values[i].or(OPTIONS[i].default);
-    let given = |i: usize| values[i];
-    let req = |i: usize| raw(i);
-    let num = |i: usize| {
-        req(i)?
-            .parse::<u32>()
-            .ok()
-            .filter(|_| req(i).is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit())))
-    };
-    let dur = |i: usize| parse_duration(req(i)?).ok();
-    let opt_dur = |i: usize| -> Option<Option<u64>> {
-        given(i)
-            .map(|v| parse_duration(v).ok())
-            .map_or(Some(None), |v| v.map(Some))
-    };
-    let opt_str = |i: usize| given(i).map(str::to_string);
+    // Given on the command line, else the default.
+    let value = |i: usize| values[i].or(OPTIONS[i].default);
+    let dur = |i: usize| parse_duration(value(i)?).ok();
+    let text = |i: usize| values[i].map(str::to_string);
     let run = RunArgs {
-        name: match given(0) {
-            Some(v) => Some(parse_name(v).ok()?),
-            None => None,
-        },
-        threshold: num(1)?,
+        name: optional(values[0], parse_name)?,
+        threshold: digits(value(1)?)?,
         recovery: dur(2)?,
-        open_exit_code: req(3)?
-            .parse::<u8>()
-            .ok()
-            .filter(|_| req(3).is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit())))?,
-        on_state_error: match req(4)? {
+        open_exit_code: digits(value(3)?)?,
+        on_state_error: match value(4)? {
             "run" => OnStateError::Run,
             "skip" => OnStateError::Skip,
             "fail" => OnStateError::Fail,
             _ => return None,
         },
-        quiet: given(5).is_some(),
-        fallback: opt_str(6),
+        quiet: values[5].is_some(),
+        fallback: text(6),
         policy: PolicyArgs {
-            failure_rate: match given(7) {
-                Some(v) => Some(parse_percent(v).ok()?),
-                None => None,
-            },
-            window: match given(8) {
-                Some(v) => Some(parse_window(v).ok()?),
-                None => None,
-            },
-            min_calls: num(9)?,
-            timeout: opt_dur(10)?,
+            failure_rate: optional(values[7], parse_percent)?,
+            window: optional(values[8], parse_window)?,
+            min_calls: digits(value(9)?)?,
+            timeout: optional(values[10], parse_duration)?,
             kill_after: dur(11)?,
-            slow: opt_dur(12)?,
-            success_codes: parse_codes(req(13)?).ok()?,
-            ignore_codes: match given(14) {
-                Some(v) => Some(parse_codes(v).ok()?),
-                None => None,
-            },
-            backoff: match req(15)? {
+            slow: optional(values[12], parse_duration)?,
+            success_codes: parse_codes(value(13)?).ok()?,
+            ignore_codes: optional(values[14], parse_codes)?,
+            backoff: match value(15)? {
                 "constant" => BackoffArg::Constant,
                 "exponential" => BackoffArg::Exponential,
                 _ => return None,
             },
-            backoff_factor: parse_factor(req(16)?).ok()?,
+            backoff_factor: parse_factor(value(16)?).ok()?,
             max_recovery: dur(17)?,
-            jitter: parse_percent(req(18)?).ok()?,
-            probes: num(19)?,
+            jitter: parse_percent(value(18)?).ok()?,
+            probes: digits(value(19)?)?,
         },
         hooks: HookArgs {
-            on_open: opt_str(20),
-            on_close: opt_str(21),
-            on_half_open: opt_str(22),
-            on_change: opt_str(23),
+            on_open: text(20),
+            on_close: text(21),
+            on_half_open: text(22),
+            on_change: text(23),
             hook_timeout: dur(24)?,
         },
         command,
@@ -279,6 +252,26 @@ fn build(
         },
         command: Command::Run(run),
     })
+}
+
+/// An option without a default: `Some(None)` when absent, `None` (decline)
+/// when its parser refuses the value.
+fn optional<T>(
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<Option<T>> {
+    match value {
+        Some(v) => parse(v).ok().map(Some),
+        None => Some(None),
+    }
+}
+
+/// A number written in plain digits; anything else (`+3`, `0x3`) is
+/// clap's to judge.
+fn digits<T: std::str::FromStr>(v: &str) -> Option<T> {
+    v.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| v.parse().ok())?
 }
 
 #[cfg(test)]
