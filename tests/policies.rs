@@ -297,3 +297,116 @@ fn gobreaker_custom_breaker_translated() {
     assert!(third.wait().unwrap().success());
     assert_eq!(env.state_of("cb"), "closed");
 }
+
+/// Every option read from its `CBREAK_*` variable means what it means on
+/// the command line (the lean parser for `run` reads the variables itself;
+/// clap is the reference for the command line).
+#[test]
+fn every_option_means_the_same_from_its_variable() {
+    let env = Env::new();
+    let cases: &[(&str, &str, &str)] = &[
+        ("--threshold", "CBREAK_THRESHOLD", "7"),
+        ("--recovery", "CBREAK_RECOVERY", "90s"),
+        ("--failure-rate", "CBREAK_FAILURE_RATE", "40%"),
+        ("--window", "CBREAK_WINDOW", "2m"),
+        ("--min-calls", "CBREAK_MIN_CALLS", "4"),
+        ("--timeout", "CBREAK_TIMEOUT", "1h"),
+        ("--kill-after", "CBREAK_KILL_AFTER", "2s"),
+        ("--slow", "CBREAK_SLOW", "3s"),
+        ("--success-codes", "CBREAK_SUCCESS_CODES", "0,3-4"),
+        ("--ignore-codes", "CBREAK_IGNORE_CODES", "9"),
+        ("--backoff", "CBREAK_BACKOFF", "exponential"),
+        ("--backoff-factor", "CBREAK_BACKOFF_FACTOR", "1.5"),
+        ("--max-recovery", "CBREAK_MAX_RECOVERY", "2h"),
+        ("--jitter", "CBREAK_JITTER", "10"),
+        ("--probes", "CBREAK_PROBES", "3"),
+    ];
+    for (i, (flag, var, value)) in cases.iter().enumerate() {
+        // --window needs a rate; give it the same way in both runs.
+        let rate: &[&str] = if *flag == "--window" {
+            &["--failure-rate", "50%"]
+        } else {
+            &[]
+        };
+        let (a, b) = (format!("argv{i}"), format!("env{i}"));
+        let mut argv = vec!["run", "-n", &a, flag, value];
+        argv.extend_from_slice(rate);
+        argv.extend_from_slice(&["--", "true"]);
+        env.run(&argv).success();
+        let mut argv = vec!["run", "-n", &b];
+        argv.extend_from_slice(rate);
+        argv.extend_from_slice(&["--", "true"]);
+        let out = env.command(&argv).env(var, value).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{var}={value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (sa, sb) = (env.status(&a), env.status(&b));
+        for key in ["policy", "threshold", "base_recovery_ms"] {
+            assert_eq!(sa[key], sb[key], "{var}={value}: {key}");
+        }
+    }
+    // The options that show in behaviour rather than in status.
+    env.run(&["trip", "t"]).success();
+    let out = env
+        .command(&["run", "-n", "t", "--", "true"])
+        .env("CBREAK_OPEN_EXIT_CODE", "9")
+        .env("CBREAK_FALLBACK", "echo from-fallback")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-fallback\n");
+    let out = env
+        .command(&["run", "-n", "t", "--", "true"])
+        .env("CBREAK_OPEN_EXIT_CODE", "9")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    let log = env.path("hook.log");
+    let out = env
+        .command(&["run", "-n", "h", "-t", "1", "--", "false"])
+        .env(
+            "CBREAK_ON_OPEN",
+            format!("echo opened >> {}", log.display()),
+        )
+        .env("CBREAK_QUIET", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "CBREAK_QUIET silences"
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "opened\n");
+    // A flag's variable takes the usual words for yes and no.
+    for (value, quiet) in [
+        ("1", true),
+        ("yes", true),
+        ("true", true),
+        ("0", false),
+        ("no", false),
+    ] {
+        env.run(&["reset", "q"]).success();
+        let out = env
+            .command(&["run", "-n", "q", "-t", "1", "--", "false"])
+            .env("CBREAK_QUIET", value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "CBREAK_QUIET={value}");
+        assert_eq!(
+            out.stderr.is_empty(),
+            quiet,
+            "CBREAK_QUIET={value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A bad value from a variable is refused like one on the command line.
+    let out = env
+        .command(&["run", "-n", "x", "--", "true"])
+        .env("CBREAK_THRESHOLD", "many")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("many"));
+}

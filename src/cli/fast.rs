@@ -7,8 +7,8 @@
 //! options and nothing else, and declines — returns `None`, and clap parses
 //! the command line instead — on anything it is not sure of: another
 //! subcommand, help, an unknown, repeated, bundled or hyphen-valued option,
-//! a value its parser rejects, a non-UTF-8 option, a `CBREAK_*` option in
-//! the environment. So clap stays the one definition of the command line,
+//! a value its parser rejects, a non-UTF-8 option or variable, an empty
+//! variable. So clap stays the one definition of the command line,
 //! its help and its errors. Tests check the option table against clap's
 //! definition, and that on random command lines this parser, whenever it
 //! answers, answers exactly as clap does.
@@ -85,13 +85,12 @@ pub(super) const OPTIONS: [Opt; 25] = [
 /// `Some` when `args` (program name first) is a `cbreak run` this parser
 /// is sure of; `None` means "ask clap".
 pub fn parse(args: &[OsString]) -> Option<Cli> {
-    let set = |k: &str| std::env::var_os(k).is_some();
-    if OPTIONS.iter().any(|o| !o.env.is_empty() && set(o.env)) || set("CBREAK_ALLOW_NETWORK_FS") {
-        return None;
-    }
+    let mut allow_network_fs = match std::env::var_os("CBREAK_ALLOW_NETWORK_FS") {
+        Some(v) => boolish(&v)?,
+        None => false,
+    };
     let mut values: [Option<&str>; OPTIONS.len()] = [None; OPTIONS.len()];
     let mut state_dir: Option<&str> = None;
-    let mut allow_network_fs = false;
     let mut seen_run = false;
     let mut rest = args.get(1..)?.iter();
     let command: Vec<OsString> = loop {
@@ -145,7 +144,37 @@ pub fn parse(args: &[OsString]) -> Option<Cli> {
     if env_state_dir.as_ref().is_some_and(|d| d.is_empty()) {
         return None;
     }
+    // An option not on the command line comes from its variable, as with
+    // clap (a crontab sets CBREAK_ON_OPEN once for every line). An empty or
+    // non-UTF-8 value is clap's to judge.
+    let mut from_env: [Option<String>; OPTIONS.len()] = Default::default();
+    for (i, o) in OPTIONS.iter().enumerate() {
+        if o.env.is_empty() || values[i].is_some() {
+            continue;
+        }
+        if let Some(v) = std::env::var_os(o.env) {
+            if o.flag {
+                if boolish(&v)? {
+                    from_env[i] = Some("true".into());
+                }
+                continue;
+            }
+            from_env[i] = Some(v.into_string().ok().filter(|v| !v.is_empty())?);
+        }
+    }
+    let values: [Option<&str>; OPTIONS.len()] =
+        std::array::from_fn(|i| values[i].or(from_env[i].as_deref()));
     build(&values, state_dir, env_state_dir, allow_network_fs, command)
+}
+
+/// A flag's variable, as clap's `BoolishValueParser` reads it; anything but
+/// these lower-case words is clap's to judge.
+fn boolish(v: &std::ffi::OsStr) -> Option<bool> {
+    match v.to_str()? {
+        "y" | "yes" | "t" | "true" | "on" | "1" => Some(true),
+        "n" | "no" | "f" | "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// `--state-dir DIR`, `--state-dir=DIR` or `--allow-network-fs`.

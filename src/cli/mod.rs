@@ -9,6 +9,7 @@ mod fast;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::breaker::{CodeSet, Millis, Window};
@@ -41,7 +42,7 @@ pub struct GlobalArgs {
     pub state_dir: Option<PathBuf>,
 
     /// Use a state directory on a network file system (NFS, SMB, FUSE) anyway
-    #[arg(long, global = true, env = "CBREAK_ALLOW_NETWORK_FS")]
+    #[arg(long, global = true, env = "CBREAK_ALLOW_NETWORK_FS", value_parser = BoolishValueParser::new())]
     pub allow_network_fs: bool,
 }
 
@@ -171,7 +172,7 @@ pub struct RunArgs {
     pub on_state_error: OnStateError,
 
     /// No message when skipping or changing state
-    #[arg(short, long, env = "CBREAK_QUIET")]
+    #[arg(short, long, env = "CBREAK_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
     /// Shell command to run instead when the call is skipped; exit with its status
@@ -316,7 +317,7 @@ pub struct RecordArgs {
     pub outcome: OutcomeArg,
 
     /// No message when changing state
-    #[arg(short, long, env = "CBREAK_QUIET")]
+    #[arg(short, long, env = "CBREAK_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
     #[command(flatten)]
