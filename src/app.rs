@@ -137,7 +137,7 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
     });
     let (store, (admission, transition, state)) = match decided {
         Ok(d) => d,
-        Err(msg) => return state_say(&rc, &name, &msg),
+        Err(msg) => return state_error(&rc, &name, &msg),
     };
     announce(&rc.hooks, rc.quiet, &name, transition, &state);
     let ticket = match admission {
@@ -206,7 +206,7 @@ fn spawn(argv: &[OsString], policy: &crate::breaker::Policy) -> Result<exec::Fin
 }
 
 /// The state could not be used: fail open, skip or fail, as asked.
-fn state_say(rc: &RunConfig, name: &str, msg: &str) -> Exit {
+fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
     let what = match rc.on_state_error {
         OnStateError::Run => "running the command anyway (--on-state-error run)",
         OnStateError::Skip => "skipping the command (--on-state-error skip)",
