@@ -22,6 +22,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
     $completions = @(switch ($command) {
         'cbreak' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -70,6 +71,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
             [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No message when skipping or changing state')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No message when skipping or changing state')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
@@ -80,6 +82,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         'cbreak;status' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the state')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON: an object for NAME, an array for all')
             [CompletionResult]::new('--ascii', '--ascii', [CompletionResultType]::ParameterName, 'Plain ASCII: + and x for the recent outcomes')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
@@ -90,6 +93,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         'cbreak;trip' {
             [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'Open for this long, then probe as usual [default: until `reset`]')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -97,16 +101,19 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;reset' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'cbreak;check' {
+            [CompletionResult]::new('--on-state-error', '--on-state-error', [CompletionResultType]::ParameterName, 'When the state cannot be used: run (exit 0, as `run` would run the command), skip (exit 75) or fail (exit 125)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'cbreak;record' {
@@ -116,6 +123,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
             [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No message when changing state')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No message when changing state')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
@@ -125,6 +133,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;disable' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -132,6 +141,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;enable' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -139,6 +149,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;list' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -146,15 +157,17 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;forget' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'cbreak;metrics' {
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write to FILE atomically (for node_exporter''s textfile collector)')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write to FILE atomically (for node_exporter''s textfile collector)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write to FILE atomically (for node_exporter''s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write to FILE atomically (for node_exporter''s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')

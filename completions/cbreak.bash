@@ -95,13 +95,17 @@ _cbreak() {
 
     case "${cmd}" in
         cbreak)
-            opts="-h -V --state-dir --allow-network-fs --help --version run status trip reset check record disable enable list forget metrics help"
+            opts="-h -V --state-dir --allow-network-fs --lock-timeout --help --version run status trip reset check record disable enable list forget metrics help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -113,13 +117,21 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__check)
-            opts="-h --state-dir --allow-network-fs --help"
+            opts="-h --on-state-error --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --on-state-error)
+                    COMPREPLY=($(compgen -W "run skip fail" -- "${cur}"))
+                    return 0
+                    ;;
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -131,13 +143,17 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__disable)
-            opts="-h --state-dir --allow-network-fs --help"
+            opts="-h --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -149,13 +165,17 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__enable)
-            opts="-h --state-dir --allow-network-fs --help"
+            opts="-h --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -167,13 +187,17 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__forget)
-            opts="-h --state-dir --allow-network-fs --help"
+            opts="-h --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -367,13 +391,17 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__list)
-            opts="-h --state-dir --allow-network-fs --help"
+            opts="-h --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -385,7 +413,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__metrics)
-            opts="-o -h --output --state-dir --allow-network-fs --help"
+            opts="-o -h --output --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -403,6 +431,10 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -411,7 +443,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__record)
-            opts="-q -h --quiet --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --help success failure ignored"
+            opts="-q -h --quiet --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --help success failure ignored"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -441,6 +473,10 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -449,13 +485,17 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__reset)
-            opts="-h --state-dir --allow-network-fs --help"
+            opts="-h --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -467,7 +507,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__run)
-            opts="-n -t -r -q -h --name --threshold --recovery --open-exit-code --on-state-error --quiet --fallback --failure-rate --window --min-calls --timeout --kill-after --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --help"
+            opts="-n -t -r -q -h --name --threshold --recovery --open-exit-code --on-state-error --quiet --fallback --failure-rate --window --min-calls --timeout --kill-after --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -585,6 +625,10 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -593,7 +637,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__status)
-            opts="-h --json --ascii --color --state-dir --allow-network-fs --help"
+            opts="-h --json --ascii --color --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -607,6 +651,10 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -615,7 +663,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__trip)
-            opts="-h --for --state-dir --allow-network-fs --help"
+            opts="-h --for --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -626,6 +674,10 @@ _cbreak() {
                     return 0
                     ;;
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -19,6 +19,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
     var completions = [
         &'cbreak'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -66,6 +67,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --on-change 'Shell command to run on any transition this process makes'
             cand --hook-timeout 'Longest a hook may run before it is killed'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand -q 'No message when skipping or changing state'
             cand --quiet 'No message when skipping or changing state'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
@@ -75,6 +77,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         &'cbreak;status'= {
             cand --color 'When to colour the state'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --json 'Print JSON: an object for NAME, an array for all'
             cand --ascii 'Plain ASCII: + and x for the recent outcomes'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
@@ -84,21 +87,25 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         &'cbreak;trip'= {
             cand --for 'Open for this long, then probe as usual [default: until `reset`]'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;reset'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;check'= {
+            cand --on-state-error 'When the state cannot be used: run (exit 0, as `run` would run the command), skip (exit 75) or fail (exit 125)'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'cbreak;record'= {
             cand --on-open 'Shell command to run when this process opens the breaker'
@@ -107,6 +114,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --on-change 'Shell command to run on any transition this process makes'
             cand --hook-timeout 'Longest a hook may run before it is killed'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand -q 'No message when changing state'
             cand --quiet 'No message when changing state'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
@@ -115,32 +123,37 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         }
         &'cbreak;disable'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;enable'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;list'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;forget'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
         }
         &'cbreak;metrics'= {
-            cand -o 'Write to FILE atomically (for node_exporter''s textfile collector)'
-            cand --output 'Write to FILE atomically (for node_exporter''s textfile collector)'
+            cand -o 'Write to FILE atomically (for node_exporter''s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout'
+            cand --output 'Write to FILE atomically (for node_exporter''s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cbreak_global_optspecs
-    string join \n state-dir= allow-network-fs h/help V/version
+    string join \n state-dir= allow-network-fs lock-timeout= h/help V/version
 end
 
 function __fish_cbreak_needs_command
@@ -25,6 +25,7 @@ function __fish_cbreak_using_subcommand
 end
 
 complete -c cbreak -n "__fish_cbreak_needs_command" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_needs_command" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_needs_command" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cbreak -n "__fish_cbreak_needs_command" -s V -l version -d 'Print version'
@@ -68,6 +69,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-half-open -d 'S
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-change -d 'Shell command to run on any transition this process makes' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s q -l quiet -d 'No message when skipping or changing state'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -75,43 +77,56 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l color -d 'When 
 always\t''
 never\t''"
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l json -d 'Print JSON: an object for NAME, an array for all'
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l ascii -d 'Plain ASCII: + and x for the recent outcomes'
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l for -d 'Open for this long, then probe as usual [default: until `reset`]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l on-state-error -d 'When the state cannot be used: run (exit 0, as `run` would run the command), skip (exit 75) or fail (exit 125)' -r -f -a "run\t'Warn and run the command anyway (fail open)'
+skip\t'Warn and skip the command, as if the breaker were open'
+fail\t'Exit 125 without running the command'"
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
-complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-open -d 'Shell command to run when this process opens the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-close -d 'Shell command to run when this process closes the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-change -d 'Shell command to run on any transition this process makes' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s q -l quiet -d 'No message when changing state'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -s h -l help -d 'Print help'
-complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s o -l output -d 'Write to FILE atomically (for node_exporter\'s textfile collector)' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s o -l output -d 'Write to FILE atomically (for node_exporter\'s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "run" -d 'Run a command through a breaker'

@@ -34,9 +34,15 @@ pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
                 .filter(|d| d.is_absolute())
                 .map(|d| d.join("cbreak"))
         })
-        .or_else(|| var("HOME").map(|h| h.join(".local/state/cbreak")))
+        // A relative HOME (or XDG_STATE_HOME) would put state wherever the
+        // command happens to start: ignored, as the XDG spec says.
+        .or_else(|| {
+            var("HOME")
+                .filter(|h| h.is_absolute())
+                .map(|h| h.join(".local/state/cbreak"))
+        })
         .ok_or_else(|| {
-            "no state directory: HOME is not set; give --state-dir DIR or set CBREAK_STATE_DIR"
+            "no state directory: HOME is not set (or not an absolute path); give --state-dir DIR or set CBREAK_STATE_DIR"
                 .to_string()
         })
 }
@@ -44,9 +50,19 @@ pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
 /// Carries out `config`.
 pub fn execute(config: Config) -> Exit {
     let allow_network_fs = config.allow_network_fs;
-    let store = state_dir(config.state_dir).map(|dir| Store::new(dir, allow_network_fs));
-    if let Action::Run(run) = config.action {
-        return run_command(store, run);
+    let lock_wait = config.lock_wait;
+    let store = state_dir(config.state_dir)
+        .map(|dir| Store::new(dir, allow_network_fs).with_lock_wait(lock_wait));
+    match config.action {
+        Action::Run(run) => return run_command(store, run),
+        // Like `run`, `check` fails open: a script built on
+        // `cbreak check NAME || exit 75` must not stop for good because the
+        // state cannot be used.
+        Action::Check {
+            name,
+            on_state_error,
+        } => return check(store, &name, on_state_error),
+        _ => {}
     }
     let store = match store {
         Ok(s) => s,
@@ -56,7 +72,7 @@ pub fn execute(config: Config) -> Exit {
         }
     };
     let result = match config.action {
-        Action::Run(_) => unreachable!("handled above"),
+        Action::Run(_) | Action::Check { .. } => unreachable!("handled above"),
         Action::Status { name, view } => status(&store, name.as_deref(), view),
         Action::Trip { name, duration } => update(&store, &name, |s| {
             s.trip(duration, now_ms());
@@ -68,7 +84,6 @@ pub fn execute(config: Config) -> Exit {
             s.disable(now_ms());
         }),
         Action::Enable { name } => update(&store, &name, |s| s.enable(now_ms())),
-        Action::Check { name } => check(&store, &name),
         Action::Record {
             name,
             outcome,
@@ -79,10 +94,19 @@ pub fn execute(config: Config) -> Exit {
         Action::Forget { name } => store.forget(&name).map(|()| Exit::Success).map_err(failed),
         Action::Metrics { output } => metrics(&store, output),
     };
+    tell(&store);
     result.unwrap_or_else(|(exit, msg)| {
         say(&msg);
         exit
     })
+}
+
+/// Says what the store did that the user should hear about; never while a
+/// record is locked.
+fn tell(store: &Store) {
+    for event in store.take_events() {
+        warn(&event.to_string());
+    }
 }
 
 fn fresh_state() -> BreakerState {
@@ -108,9 +132,11 @@ type Failed = (Exit, String);
 fn failed(e: StoreError) -> Failed {
     let exit = match e {
         StoreError::NotFound { .. } | StoreError::Corrupt { .. } => Exit::Problem,
-        StoreError::Newer { .. } | StoreError::Refused { .. } | StoreError::Io { .. } => {
-            Exit::Error
-        }
+        StoreError::Newer { .. }
+        | StoreError::Refused { .. }
+        | StoreError::Untrusted { .. }
+        | StoreError::Busy { .. }
+        | StoreError::Io { .. } => Exit::Error,
     };
     (exit, e.to_string())
 }
@@ -139,11 +165,21 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
         Ok(d) => d,
         Err(msg) => return state_error(&rc, &name, &msg),
     };
-    announce(&rc.hooks, rc.quiet, &name, transition, &state);
+    tell(&store);
+    let hooks_ran = announce(&rc.hooks, rc.quiet, &name, transition, &state);
     let ticket = match admission {
         Admission::Run(ticket) => ticket,
         Admission::Reject(rejection) => return skip(&rc, &name, rejection, &state),
     };
+    if ticket.probe && hooks_ran {
+        // The hooks took time out of the probe's lease: start it again now,
+        // so that no hook, however slow, lets a second probe through.
+        if let Err(e) = store.update(&mut slot, &name, fresh, |s| {
+            s.renew_lease(ticket, now_ms());
+        }) {
+            warn(&format!("the probe's lease was not renewed: {e}"));
+        }
+    }
     let finished = match spawn(&rc.command, &policy) {
         Ok(f) => f,
         Err(exit) => {
@@ -166,11 +202,17 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
             span(policy.timeout.unwrap_or(0))
         ));
     }
-    match store.update(&mut slot, &name, fresh, |s| {
+    let recorded = store.update(&mut slot, &name, fresh, |s| {
         let t = s.record(ticket, call, &mut host);
         (t, *s)
-    }) {
-        Ok((t, state)) => announce(&rc.hooks, rc.quiet, &name, t, &state),
+    });
+    // Closing the record gives back the probe lock, if the store kept it.
+    drop(slot);
+    tell(&store);
+    match recorded {
+        Ok((t, state)) => {
+            announce(&rc.hooks, rc.quiet, &name, t, &state);
+        }
         Err(e) => warn(&format!("the outcome was not recorded: {e}")),
     }
     if finished.timed_out {
@@ -225,8 +267,15 @@ fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
 }
 
 /// Tells the user about a transition this process made, and fires hooks.
-fn announce(hooks: &Hooks, quiet: bool, name: &str, t: Option<Transition>, s: &BreakerState) {
-    let Some(t) = t else { return };
+/// Whether it made one (and so may have run hooks).
+fn announce(
+    hooks: &Hooks,
+    quiet: bool,
+    name: &str,
+    t: Option<Transition>,
+    s: &BreakerState,
+) -> bool {
+    let Some(t) = t else { return false };
     if !quiet {
         match t.to {
             State::Open => say(&format!(
@@ -239,6 +288,7 @@ fn announce(hooks: &Hooks, quiet: bool, name: &str, t: Option<Transition>, s: &B
         }
     }
     crate::hooks::fire(hooks, name, &t, s);
+    true
 }
 
 /// The call is not run: say why, then the fallback or the open exit code.
@@ -343,17 +393,38 @@ fn read_all(store: &Store) -> Result<(Vec<(String, BreakerState)>, bool), Failed
     Ok((breakers, ok))
 }
 
-fn check(store: &Store, name: &str) -> Result<Exit, Failed> {
-    let s = match store.read(name) {
-        Ok(s) => s,
-        Err(StoreError::NotFound { .. }) => return Ok(Exit::Success),
-        Err(e) => return Err(failed(e)),
+/// `cbreak check`: reads, never moves or changes anything. A state that
+/// cannot be used is handled as `run` handles it.
+fn check(store: Result<Store, String>, name: &str, on_state_error: OnStateError) -> Exit {
+    let read = store.and_then(|store| match store.read(name) {
+        Ok(s) => Ok(Some(s)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    });
+    let state = match read {
+        Ok(state) => state,
+        Err(msg) => {
+            let (what, exit) = match on_state_error {
+                OnStateError::Run => ("a call would run (--on-state-error run)", Exit::Success),
+                OnStateError::Skip => (
+                    "a call would be skipped (--on-state-error skip)",
+                    Exit::Skipped(75),
+                ),
+                OnStateError::Fail => ("--on-state-error fail", Exit::Error),
+            };
+            let line = format!("breaker '{name}' unavailable: {msg}; {what}");
+            if on_state_error == OnStateError::Fail {
+                say(&line);
+            } else {
+                warn(&line);
+            }
+            return exit;
+        }
     };
-    Ok(if s.would_admit(&mut System::new()) {
-        Exit::Success
-    } else {
-        Exit::Skipped(75)
-    })
+    match state {
+        Some(s) if !s.would_admit(&mut System::new()) => Exit::Skipped(75),
+        _ => Exit::Success,
+    }
 }
 
 fn record(
@@ -374,6 +445,7 @@ fn record(
             (s.record_external(call, &mut host), *s)
         })
         .map_err(failed)?;
+    tell(store);
     for t in transitions {
         announce(hooks, quiet, name, Some(t), &state);
     }
@@ -394,9 +466,9 @@ fn metrics(store: &Store, path: Option<PathBuf>) -> Result<Exit, Failed> {
     let (breakers, ok) = read_all(store)?;
     let text = crate::metrics::render(&breakers);
     match path {
-        None => output::print(&text).map_err(io_failed("the metrics"))?,
-        Some(path) => crate::metrics::write_atomically(&path, &text)
+        Some(path) if path.as_os_str() != "-" => crate::metrics::write_atomically(&path, &text)
             .map_err(|e| (Exit::Error, format!("cannot write {}: {e}", path.display())))?,
+        _ => output::print(&text).map_err(io_failed("the metrics"))?,
     }
     Ok(if ok { Exit::Success } else { Exit::Problem })
 }

@@ -197,8 +197,15 @@ pub struct Owner {
     pub pid: u32,
     /// Start time of the process, in clock ticks since boot (from /proc).
     pub start_time: u64,
-    /// A hash of the kernel's boot id.
+    /// A hash of the kernel's boot id and the owner's pid namespace: two
+    /// owners with the same identity see the same pids.
     pub boot_id: u64,
+    /// The owner holds the record's kernel probe lock for as long as it
+    /// lives (`record`), so the kernel, not `/proc`, says whether it is
+    /// alive: the store clears the slot of a locked owner that is gone
+    /// before the machine sees it, and [`Host::is_alive`] takes a locked
+    /// owner that is still in its slot as alive.
+    pub kernel_lock: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -587,6 +594,17 @@ impl BreakerState {
         matches!(copy.decide(host, false).0, Admission::Run(_))
     }
 
+    /// Could a call at `now` take the probe slot? (The store takes the
+    /// kernel's probe lock first when it could; see `record`.)
+    pub fn may_take_probe(&self, now: Millis) -> bool {
+        self.mode == Mode::Normal
+            && match self.state {
+                State::HalfOpen => true,
+                State::Open => now >= self.next_probe_at,
+                State::Closed | State::ForcedOpen => false,
+            }
+    }
+
     fn decide(&mut self, host: &mut impl Host, take_slot: bool) -> (Admission, Option<Transition>) {
         let now = host.now();
         let run = Admission::Run(Ticket {
@@ -789,6 +807,20 @@ impl BreakerState {
             .collect()
     }
 
+    /// Starts the lease of a probe this process holds again from `now`:
+    /// called just before the probe's command starts, so that hooks run
+    /// between admission and the spawn cannot use up the lease and let a
+    /// second probe through.
+    pub fn renew_lease(&mut self, ticket: Ticket, now: Millis) {
+        if !ticket.probe || ticket.generation != self.generation {
+            return;
+        }
+        let lease = self.policy.probe_lease();
+        if let Some(slot) = &mut self.probe {
+            slot.lease_until = now.saturating_add(lease);
+        }
+    }
+
     /// Gives back a probe slot without an outcome: the call was cancelled,
     /// ignored, or could not be started.
     pub fn release(&mut self, ticket: Ticket) {
@@ -915,6 +947,7 @@ pub(crate) mod tests {
                 pid: self.pid,
                 start_time: 7,
                 boot_id: 9,
+                kernel_lock: false,
             }
         }
         fn is_alive(&mut self, owner: &Owner) -> bool {

@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::breaker::{Backoff, CodeSet, Millis, Outcome, Policy, Window};
 use crate::cli::{self, BackoffArg, ColorArg, OnStateError, OutcomeArg};
@@ -115,6 +116,8 @@ pub fn parse_factor(s: &str) -> Result<u32, String> {
 pub struct Config {
     pub state_dir: Option<PathBuf>,
     pub allow_network_fs: bool,
+    /// How long to wait for another process's lock on a record.
+    pub lock_wait: Duration,
     pub action: Action,
 }
 
@@ -137,6 +140,7 @@ pub enum Action {
     },
     Check {
         name: String,
+        on_state_error: OnStateError,
     },
     Record {
         name: String,
@@ -221,7 +225,10 @@ impl Config {
                 duration: t.duration,
             },
             C::Reset(n) => Action::Reset { name: n.name },
-            C::Check(n) => Action::Check { name: n.name },
+            C::Check(c) => Action::Check {
+                name: c.name,
+                on_state_error: c.on_state_error,
+            },
             C::Record(r) => Action::Record {
                 name: r.name,
                 outcome: match r.outcome {
@@ -241,6 +248,10 @@ impl Config {
         Ok(Config {
             state_dir: cli.global.state_dir,
             allow_network_fs: cli.global.allow_network_fs,
+            lock_wait: match cli.global.lock_timeout {
+                Some(ms) => Duration::from_millis(ms),
+                None => crate::record::DEFAULT_LOCK_WAIT,
+            },
             action,
         })
     }

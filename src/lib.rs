@@ -7,6 +7,7 @@
 //! - [`breaker`] (with [`window`] and [`history`]): the pure state machine
 //!   and its policies, time injected, no I/O;
 //! - [`record`]: one breaker's file — layout, mapping, locking, validation;
+//!   [`fault`] turns a fault on its mapped pages into an error;
 //! - [`store`]: the state directory — names, listing, corrupt records;
 //! - [`exec`]: spawning, signals, timeouts, exit statuses;
 //! - [`host`]: the clock and process identity behind the machine;
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod exec;
 pub mod exit;
+pub mod fault;
 pub mod history;
 pub mod hooks;
 pub mod host;

@@ -142,6 +142,20 @@ pub fn render(breakers: &[(String, BreakerState)]) -> String {
 /// and a rename, so a reader never sees a partial file. The temporary name
 /// ends in `.tmp`, which the textfile collector (it reads `*.prom`) skips.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    // Replace only a regular file: renaming over a symlink, a FIFO, a
+    // device (as root, /dev/null) or a directory would break whatever it
+    // stands for.
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            let what = describe_file_type(&meta.file_type());
+            return Err(std::io::Error::other(format!(
+                "it is {what}; --output writes only a regular file or a new path (use '-' for stdout)"
+            )));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -166,6 +180,23 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+fn describe_file_type(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_symlink() {
+        "a symlink"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
 }
 
 #[cfg(test)]

@@ -50,18 +50,21 @@
 //! file, or a full-size one whose magic is still zero (it is written last),
 //! is a record whose creation was interrupted and is initialised again.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, RefCell};
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::breaker::{
-    Backoff, BreakerState, CodeSet, Counters, Mode, Owner, Policy, ProbeSlot, State, Window,
+    Backoff, BreakerState, CodeSet, Counters, Millis, Mode, Owner, Policy, ProbeSlot, State, Window,
 };
+use crate::fault::Guarded;
 use crate::history::{History, Recent};
 use crate::window::{Bucket, COUNT_WORDS, CountWindow, TIME_BUCKETS, TimeWindow};
 
@@ -75,12 +78,25 @@ pub const BODY_WORDS: usize = (WORDS - HEADER_WORDS) / 2;
 /// Words of a body that this version reads, writes and checksums; the rest
 /// of each body is reserved for later versions.
 pub const USED_WORDS: usize = 256;
+/// The body word that holds the sequence number of the store that wrote
+/// the body (covered by the checksum).
+const B_SEQUENCE: usize = USED_WORDS - 2;
 
 const W_MAGIC: usize = 0;
 const W_VERSION: usize = 1;
 const W_SIZE: usize = 2;
 const W_ACTIVE: usize = 3;
 const W_SEQUENCE: usize = 4;
+// `Guard::store` reads and writes the two as one pair.
+const _: () = assert!(W_SEQUENCE == W_ACTIVE + 1);
+
+/// The byte whose open-file-description lock the probe holder keeps: one
+/// past the end of the record, so that it never covers data (a lock may
+/// lie beyond the end of a file).
+const PROBE_BYTE: libc::off_t = RECORD_SIZE as libc::off_t;
+
+/// How long to wait for another process's lock on a record by default.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a record cannot be used.
 #[derive(Debug)]
@@ -94,6 +110,11 @@ pub enum RecordError {
     Corrupt(String),
     /// Written by a newer cbreak: leave it alone.
     NewerVersion(u64),
+    /// Owned or writable by someone who should not control it; the text
+    /// says what is wrong. Never read, never changed.
+    Untrusted(String),
+    /// Another process held the lock for longer than the wait.
+    Busy(Duration),
     Io(io::Error),
 }
 
@@ -103,13 +124,76 @@ impl From<io::Error> for RecordError {
     }
 }
 
+/// Who may own a record, how a new one is made, and how long to wait for
+/// its lock. The store derives it from the state directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Access {
+    /// Permissions of a new record, whatever the umask.
+    pub mode: u32,
+    /// In a private directory, the user who must own every record.
+    pub uid: u32,
+    /// In a directory shared by a group, the group that must own every
+    /// record (any member may own it); `None` for a private directory.
+    pub group: Option<u32>,
+    /// How long to wait for another process's lock before giving up.
+    pub lock_wait: Duration,
+}
+
+impl Access {
+    /// A private directory of user `uid`.
+    pub fn private(uid: u32) -> Access {
+        Access {
+            mode: 0o600,
+            uid,
+            group: None,
+            lock_wait: DEFAULT_LOCK_WAIT,
+        }
+    }
+
+    /// Whether the file `meta` describes may be trusted as a record.
+    fn check(&self, meta: &std::fs::Metadata) -> Result<(), RecordError> {
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o002 != 0 {
+            return Err(RecordError::Untrusted(format!(
+                "it is writable by every user (mode {mode:o})"
+            )));
+        }
+        match self.group {
+            None if meta.uid() != self.uid => Err(RecordError::Untrusted(format!(
+                "it belongs to uid {}, not to you (uid {})",
+                meta.uid(),
+                self.uid
+            ))),
+            Some(gid) if meta.gid() != gid => Err(RecordError::Untrusted(format!(
+                "its group is gid {}, not the shared directory's group (gid {gid})",
+                meta.gid()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The read-only map of a record and the fault guard over it. The guard is
+/// declared first so that it is dropped before the map is unmapped.
+struct Mapped {
+    guard: Option<Guarded>,
+    raw: MmapRaw,
+}
+
 /// One breaker's file, open and (once locked) mapped.
 pub struct Record {
     file: File,
     path: PathBuf,
-    /// Permissions a new record gets, whatever the umask.
-    mode: u32,
-    map: OnceCell<MmapRaw>,
+    access: Access,
+    map: RefCell<Option<Mapped>>,
+    /// A guard exists: there is at most one per record, because dropping
+    /// either of two would unlock both (one `flock` per open file).
+    locked: Cell<bool>,
+    /// This open file holds the probe lock.
+    probe_locked: Cell<bool>,
+    /// The probe slot's owner as this process stamped it when it took the
+    /// slot, while it holds it.
+    probe_owner: Cell<Option<Owner>>,
 }
 
 /// Proof that this process holds the record's lock; unlocks on drop.
@@ -123,46 +207,53 @@ impl Drop for Guard<'_> {
         // Closing the file would release the lock too; an unlock error
         // leaves nothing to do.
         let _ = fs2::FileExt::unlock(&self.record.file);
+        self.record.locked.set(false);
     }
+}
+
+fn open_flags() -> i32 {
+    libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC
 }
 
 impl Record {
     /// Opens the record at `path` for reading and writing, creating an empty
-    /// file with `mode` if there is none. Never follows a symlink.
-    pub fn open_rw(path: &Path, mode: u32) -> io::Result<Record> {
+    /// file if there is none. Never follows a symlink.
+    pub fn open_rw(path: &Path, access: Access) -> io::Result<Record> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .mode(access.mode)
+            .custom_flags(open_flags())
             .open(path)?;
-        // Whether it is a regular file is checked with the rest, under the
-        // lock (`check_meta`): one fstat fewer on the hot path.
-        Ok(Record {
-            file,
-            path: path.to_path_buf(),
-            mode,
-            map: OnceCell::new(),
-        })
+        // Whether it is a regular file, and whose, is checked with the rest,
+        // under the lock (`Guard::check`): one fstat fewer on the hot path.
+        Ok(Record::new(file, path, access))
     }
 
     /// Opens an existing record read-only, to lock and delete it
     /// (`cbreak forget`); such a record is never mapped.
-    pub fn open_ro(path: &Path) -> io::Result<Record> {
+    pub fn open_ro(path: &Path, access: Access) -> io::Result<Record> {
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .custom_flags(open_flags())
             .open(path)?;
         if !file.metadata()?.file_type().is_file() {
             return Err(io::Error::other("not a regular file"));
         }
-        Ok(Record {
+        Ok(Record::new(file, path, access))
+    }
+
+    fn new(file: File, path: &Path, access: Access) -> Record {
+        Record {
             file,
             path: path.to_path_buf(),
-            mode: 0,
-            map: OnceCell::new(),
-        })
+            access,
+            map: RefCell::new(None),
+            locked: Cell::new(false),
+            probe_locked: Cell::new(false),
+            probe_owner: Cell::new(None),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -178,12 +269,23 @@ impl Record {
         Ok(guard)
     }
 
-    /// Takes the exclusive lock and checks nothing: for moving or deleting
-    /// the file, or for checking it with [`Guard::check`] while keeping the
-    /// lock whatever the check finds.
-    pub fn lock_raw(&self) -> io::Result<Guard<'_>> {
-        fs2::FileExt::lock_exclusive(&self.file)?;
-        Ok(Guard { record: self })
+    /// Takes the exclusive lock, waiting at most the access's lock wait,
+    /// and checks nothing: for moving or deleting the file, or for checking
+    /// it with [`Guard::check`] while keeping the lock whatever the check
+    /// finds.
+    pub fn lock_raw(&self) -> Result<Guard<'_>, RecordError> {
+        if self.locked.replace(true) {
+            return Err(RecordError::Io(io::Error::other(
+                "the record is already locked by this process",
+            )));
+        }
+        match lock_within(&self.file, true, self.access.lock_wait) {
+            Ok(()) => Ok(Guard { record: self }),
+            Err(e) => {
+                self.locked.set(false);
+                Err(e)
+            }
+        }
     }
 
     /// Whether the path still names the file this record has open.
@@ -194,28 +296,133 @@ impl Record {
         }
     }
 
-    fn words(&self) -> &[AtomicU64] {
-        match self.map.get() {
-            // SAFETY: the mapping is page-aligned (so aligned for AtomicU64),
-            // at least RECORD_SIZE = WORDS * 8 bytes long (checked against
-            // the file's size under the lock before mapping), and lives as
-            // long as `self`. AtomicU64 has the size and alignment of u64.
-            // Every access to the shared bytes goes through these atomics, so
-            // another process writing the same file races only with atomic
-            // operations; no `&mut` to the bytes is ever made. Reads of a
-            // read-only mapping are plain loads, which `AtomicU64::load` is.
-            Some(map) => unsafe {
-                std::slice::from_raw_parts(map.as_ptr().cast::<AtomicU64>(), WORDS)
-            },
-            None => &[],
+    /// Copies words `first..first + out.len()` of the file into `out`,
+    /// through the map when there is one. A fault on the map (the file was
+    /// truncated by someone who ignores the lock) is an error, never a
+    /// signal, and drops the map.
+    fn read_words(&self, first: usize, out: &mut [u64]) -> Result<(), RecordError> {
+        let map = self.map.borrow();
+        let Some(mapped) = map.as_ref().filter(|m| m.guard.is_some()) else {
+            drop(map);
+            return self.pread_words(first, out);
+        };
+        assert!(first + out.len() <= WORDS, "read within the record");
+        // SAFETY: the mapping is page-aligned (so aligned for AtomicU64) and
+        // RECORD_SIZE = WORDS * 8 bytes long, and lives while `map` is
+        // borrowed. AtomicU64 has the size and alignment of u64. The bytes
+        // are only read, and only through these atomics, so writes by other
+        // processes (pwrite, under the lock) race with nothing that Rust
+        // assumes. A page that vanished because the file was truncated would
+        // fault: `fault::Guarded` covers the whole mapping and turns that
+        // into a zero page and a flag, checked below.
+        let words =
+            unsafe { std::slice::from_raw_parts(mapped.raw.as_ptr().cast::<AtomicU64>(), WORDS) };
+        for (dst, src) in out.iter_mut().zip(&words[first..]) {
+            *dst = src.load(Ordering::Acquire);
         }
+        if mapped.guard.as_ref().is_some_and(Guarded::faulted) {
+            drop(map);
+            *self.map.borrow_mut() = None;
+            return Err(RecordError::Io(io::Error::other(
+                "the record file was truncated by another process while cbreak read it",
+            )));
+        }
+        Ok(())
+    }
+
+    fn pread_words(&self, first: usize, out: &mut [u64]) -> Result<(), RecordError> {
+        let mut bytes = vec![0u8; out.len() * 8];
+        self.file
+            .read_exact_at(&mut bytes, (first * 8) as u64)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => RecordError::Io(io::Error::other(
+                    "the record file was truncated by another process while cbreak read it",
+                )),
+                _ => RecordError::Io(e),
+            })?;
+        for (dst, src) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            *dst = u64::from_le_bytes(src.try_into().unwrap_or([0; 8]));
+        }
+        Ok(())
+    }
+
+    /// Writes `words` at word `first`. A full disk (copy-on-write file
+    /// systems need space to overwrite) is `ENOSPC` here, never a fault.
+    fn write_words(&self, first: usize, words: &[u64]) -> io::Result<()> {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        self.file.write_all_at(&bytes, (first * 8) as u64)
+    }
+}
+
+/// `flock(2)`, waiting at most `wait` for a lock another process holds.
+fn lock_within(file: &File, exclusive: bool, wait: Duration) -> Result<(), RecordError> {
+    let deadline = Instant::now() + wait;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let tried = if exclusive {
+            fs2::FileExt::try_lock_exclusive(file)
+        } else {
+            fs2::FileExt::try_lock_shared(file)
+        };
+        match tried {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
+            Err(e) => return Err(RecordError::Io(e)),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(RecordError::Busy(wait));
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// An open-file-description lock request on the probe byte (`fcntl(2)`,
+/// `F_OFD_*`): owned by the open file, not the process, so it is released
+/// exactly when the last descriptor of that open file closes — when its
+/// owner exits or dies, in whatever pid namespace — and it is visible to
+/// every process that opens the same file.
+fn probe_lock(file: &File, cmd: libc::c_int, kind: libc::c_int) -> io::Result<libc::c_int> {
+    // SAFETY: a zeroed flock is a valid value of the C struct.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = PROBE_BYTE;
+    fl.l_len = 1;
+    // SAFETY: `file` is an open descriptor and `fl` a valid, writable flock
+    // (OFD commands require l_pid == 0, which zeroing gave); fcntl(2) reads
+    // and, for F_OFD_GETLK, writes only `fl`.
+    if unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(libc::c_int::from(fl.l_type))
+}
+
+/// Whether another open file holds the probe lock of `file`; `None` when
+/// the kernel cannot tell.
+fn probe_lock_held(file: &File) -> Option<bool> {
+    probe_lock(file, libc::F_OFD_GETLK, libc::F_WRLCK)
+        .ok()
+        .map(|kind| kind != libc::F_UNLCK)
+}
+
+/// Empties the slot of a probe owner that held the probe lock and no
+/// longer does: the kernel dropped its lock because it is gone.
+fn forget_gone_owner(file: &File, state: &mut BreakerState) {
+    if state.probe.is_some_and(|slot| slot.owner.kernel_lock)
+        && probe_lock_held(file) == Some(false)
+    {
+        state.probe = None;
     }
 }
 
 impl Guard<'_> {
-    /// Marks the file as no longer the record at its path (mode 000), before
-    /// it is moved aside or deleted: whoever holds it open and locks it next
-    /// opens the path again.
+    /// Marks the file as no longer the record at its path (mode 000), after
+    /// it was moved aside and before it is deleted: whoever holds it open
+    /// and locks it next opens the path again. Only the owner can; others
+    /// notice the move by the path.
     pub fn retire(&self) -> io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         self.record
@@ -224,30 +431,16 @@ impl Guard<'_> {
     }
 
     /// Checks the locked file as [`Record::lock`] does: still the record at
-    /// its path, one link, the right size, magic and version; a file whose
-    /// creation never finished is initialised with `fresh`.
+    /// its path, one link, owned as the access says, the right size, magic
+    /// and version; a file whose creation never finished is initialised
+    /// with `fresh`.
     pub fn check(&self, fresh: impl FnOnce() -> BreakerState) -> Result<(), RecordError> {
         let rec = self.record;
-        let len = check_meta(&rec.file.metadata()?)?;
+        let meta = rec.file.metadata()?;
+        let len = check_meta(&meta)?;
+        rec.access.check(&meta)?;
         if len == 0 {
-            if let Err(e) = fs2::FileExt::allocate(&rec.file, RECORD_SIZE as u64) {
-                // A full disk: leave no empty record behind. Whoever waits
-                // on this file's lock sees it gone and opens the path again.
-                if rec.still_at_path() {
-                    let _ = std::fs::remove_file(&rec.path);
-                }
-                return Err(e.into());
-            }
-            if rec.mode & 0o077 != 0 {
-                // A group's record: the umask must not take the group's
-                // write bit away.
-                use std::os::unix::fs::PermissionsExt;
-                rec.file
-                    .set_permissions(std::fs::Permissions::from_mode(rec.mode))?;
-            }
-            self.map()?;
-            self.initialize(&fresh());
-            return Ok(());
+            return self.create(fresh);
         }
         if len != RECORD_SIZE as u64 {
             return Err(RecordError::Corrupt(format!(
@@ -255,68 +448,165 @@ impl Guard<'_> {
             )));
         }
         self.map()?;
-        let words = rec.words();
-        let magic = words[W_MAGIC].load(Ordering::Acquire);
+        let mut header = [0u64; HEADER_WORDS];
+        rec.read_words(0, &mut header)?;
         // The magic is written last: without it, creation never finished.
-        if magic == 0 {
-            self.initialize(&fresh());
-            return Ok(());
+        if header[W_MAGIC] == 0 {
+            return self.initialize(&fresh());
         }
-        check_header(
-            magic,
-            words[W_VERSION].load(Ordering::Relaxed),
-            words[W_SIZE].load(Ordering::Relaxed),
-        )
+        check_header(header[W_MAGIC], header[W_VERSION], header[W_SIZE])
+    }
+
+    /// Makes an empty file a record: space first, so that a full disk is
+    /// found now and leaves no empty record behind.
+    fn create(&self, fresh: impl FnOnce() -> BreakerState) -> Result<(), RecordError> {
+        let rec = self.record;
+        // SAFETY: posix_fallocate(3) on an open descriptor touches no memory
+        // of ours. It returns the error number instead of setting errno.
+        let err = unsafe { libc::posix_fallocate(rec.file.as_raw_fd(), 0, RECORD_SIZE as _) };
+        if err != 0 {
+            // Whoever waits on this file's lock sees it gone and opens the
+            // path again.
+            if rec.still_at_path() {
+                let _ = std::fs::remove_file(&rec.path);
+            }
+            return Err(RecordError::Io(io::Error::from_raw_os_error(err)));
+        }
+        // The umask took bits away at creation (a group's write bit, or all
+        // of them under umask 0277): put the intended mode back. Only the
+        // owner can; a record a group member created is theirs to set.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = rec
+                .file
+                .set_permissions(std::fs::Permissions::from_mode(rec.access.mode));
+        }
+        self.map()?;
+        self.initialize(&fresh())
     }
 
     fn map(&self) -> io::Result<()> {
         let rec = self.record;
-        if rec.map.get().is_none() {
-            let mut opts = MmapOptions::new();
-            opts.len(RECORD_SIZE);
-            let _ = rec.map.set(opts.map_raw(&rec.file)?);
+        if rec.map.borrow().is_none() {
+            let raw = MmapOptions::new()
+                .len(RECORD_SIZE)
+                .map_raw_read_only(&rec.file)?;
+            // Without a guard (none left, or no handler), reads use pread.
+            let guard = Guarded::new(raw.as_ptr(), RECORD_SIZE);
+            *rec.map.borrow_mut() = Some(Mapped { guard, raw });
         }
         Ok(())
     }
 
-    fn initialize(&self, state: &BreakerState) {
-        let words = self.record.words();
-        write_body(&words[HEADER_WORDS..HEADER_WORDS + USED_WORDS], state);
-        words[W_ACTIVE].store(0, Ordering::Relaxed);
-        words[W_SEQUENCE].store(0, Ordering::Relaxed);
-        words[W_SIZE].store(RECORD_SIZE as u64, Ordering::Relaxed);
-        words[W_VERSION].store(VERSION, Ordering::Relaxed);
+    fn initialize(&self, state: &BreakerState) -> Result<(), RecordError> {
+        let rec = self.record;
+        let mut body = encode(state);
+        body[B_SEQUENCE] = 0;
+        seal(&mut body);
+        rec.write_words(HEADER_WORDS, &body)?;
+        rec.write_words(W_VERSION, &[VERSION, RECORD_SIZE as u64, 0, 0])?;
         // The magic last: a record with a magic is a whole record.
-        words[W_MAGIC].store(MAGIC, Ordering::Release);
+        rec.write_words(W_MAGIC, &[MAGIC])?;
+        Ok(())
     }
 
-    fn body(&self, index: u64) -> &[AtomicU64] {
-        let start = HEADER_WORDS + BODY_WORDS * (index as usize & 1);
-        &self.record.words()[start..start + USED_WORDS]
-    }
-
-    /// Reads the current state.
+    /// Reads the current state: the newest copy that is whole.
     pub fn load(&self) -> Result<BreakerState, RecordError> {
-        let words = self.record.words();
-        let active = words[W_ACTIVE].load(Ordering::Acquire);
+        let rec = self.record;
+        let mut header = [0u64; HEADER_WORDS];
+        rec.read_words(0, &mut header)?;
+        let active = header[W_ACTIVE];
         if active > 1 {
             return Err(RecordError::Corrupt(format!("active body index {active}")));
         }
-        let mut body = [0u64; USED_WORDS];
-        for (dst, src) in body.iter_mut().zip(self.body(active)) {
-            *dst = src.load(Ordering::Relaxed);
-        }
-        decode(&body).map_err(RecordError::Corrupt)
+        let mut bodies = [[0u64; USED_WORDS]; 2];
+        rec.read_words(body_start(active), &mut bodies[0])?;
+        rec.read_words(body_start(active ^ 1), &mut bodies[1])?;
+        newest(&bodies[0], &bodies[1]).map_err(RecordError::Corrupt)
     }
 
-    /// Replaces the state: writes the inactive body, then makes it active.
-    pub fn store(&self, state: &BreakerState) {
-        let words = self.record.words();
-        let next = words[W_ACTIVE].load(Ordering::Relaxed) ^ 1;
-        write_body(self.body(next), state);
-        words[W_ACTIVE].store(next & 1, Ordering::Release);
-        words[W_SEQUENCE].fetch_add(1, Ordering::Relaxed);
+    /// Replaces the state: writes the inactive copy, then makes it active.
+    /// A process killed in between leaves the previous state whole; a
+    /// write torn by a power loss is caught by the copy's checksum, and
+    /// [`Guard::load`] falls back to the other copy.
+    pub fn store(&self, state: &BreakerState) -> Result<(), RecordError> {
+        let rec = self.record;
+        let mut header = [0u64; 2];
+        rec.read_words(W_ACTIVE, &mut header)?;
+        let next = (header[0] ^ 1) & 1;
+        let sequence = header[1].wrapping_add(1);
+        let mut body = encode(state);
+        body[B_SEQUENCE] = sequence;
+        seal(&mut body);
+        rec.write_words(body_start(next), &body)?;
+        rec.write_words(W_ACTIVE, &[next, sequence])?;
+        Ok(())
     }
+
+    /// Before the machine decides on `state`: when this call could take
+    /// the probe slot, take the kernel's probe lock first. Getting it
+    /// proves that a slot owner who held it is gone (its slot is emptied
+    /// for the machine to take); not getting it proves that a process
+    /// holding the slot is alive, whatever `/proc` shows.
+    pub fn claim_probe(&self, state: &mut BreakerState, now: Millis) {
+        let rec = self.record;
+        if rec.probe_locked.get() || !state.may_take_probe(now) {
+            return;
+        }
+        if probe_lock(&rec.file, libc::F_OFD_SETLK, libc::F_WRLCK).is_ok() {
+            rec.probe_locked.set(true);
+            if state.probe.is_some_and(|slot| slot.owner.kernel_lock) {
+                state.probe = None;
+            }
+        }
+    }
+
+    /// After the machine decided: a slot this call took is stamped with
+    /// whether its owner holds the probe lock, and the lock is kept for as
+    /// long as this process holds the slot; otherwise it is given back.
+    /// `before` is the slot as the machine saw it.
+    pub fn settle_probe(&self, before: Option<ProbeSlot>, state: &mut BreakerState) {
+        let rec = self.record;
+        if let Some(slot) = &mut state.probe {
+            let ours = rec.probe_owner.get() == Some(slot.owner);
+            if Some(*slot) != before || ours {
+                if !ours {
+                    slot.owner.kernel_lock = rec.probe_locked.get();
+                    rec.probe_owner.set(Some(slot.owner));
+                }
+                return;
+            }
+        }
+        rec.probe_owner.set(None);
+        if rec.probe_locked.replace(false) {
+            let _ = probe_lock(&rec.file, libc::F_OFD_SETLK, libc::F_UNLCK);
+        }
+    }
+}
+
+fn body_start(index: u64) -> usize {
+    HEADER_WORDS + BODY_WORDS * (index as usize & 1)
+}
+
+/// The state in the newest whole copy: the active one, unless the other
+/// is whole and newer (a store whose switch of copies was lost).
+fn newest(active: &[u64; USED_WORDS], other: &[u64; USED_WORDS]) -> Result<BreakerState, String> {
+    let order =
+        if is_sealed(other) && (!is_sealed(active) || other[B_SEQUENCE] > active[B_SEQUENCE]) {
+            [other, active]
+        } else {
+            [active, other]
+        };
+    let mut first_error = None;
+    for body in order {
+        match decode(body) {
+            Ok(state) => return Ok(state),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_default())
 }
 
 /// The checks of a locked record's metadata that need no content: a
@@ -326,11 +616,15 @@ fn check_meta(meta: &std::fs::Metadata) -> Result<u64, RecordError> {
     if !meta.file_type().is_file() {
         return Err(RecordError::Io(io::Error::other("not a regular file")));
     }
-    // Whoever moves a record aside or deletes it first retires it under the
-    // lock (mode 000, see `Guard::retire`), so a retired or unlinked file is
-    // no longer the record at the path: open the path again. One fstat,
-    // instead of a path lookup on every lock.
-    if meta.nlink() == 0 || meta.mode() & 0o777 == 0 {
+    if meta.nlink() == 0 {
+        return Err(RecordError::Moved);
+    }
+    // Whoever moves a record aside retires it after the rename, under the
+    // lock (mode 000, see `Guard::retire`): a retired file is no longer the
+    // record at the path. One fstat instead of a path lookup on every lock.
+    // An empty file is a record being created (under umask 0777 it has
+    // mode 000 until `create` sets it).
+    if meta.mode() & 0o777 == 0 && meta.len() != 0 {
         return Err(RecordError::Moved);
     }
     if meta.nlink() > 1 {
@@ -360,16 +654,18 @@ fn check_header(magic: u64, version: u64, size: u64) -> Result<(), RecordError> 
 }
 
 /// Reads the record at `path` without mapping it — open, shared lock, one
-/// read, close — for `status` and `metrics`, which read many records once
-/// each: a map and unmap per record would cost more than the read.
-pub fn read(path: &Path) -> Result<BreakerState, RecordError> {
-    use std::os::unix::fs::FileExt;
+/// read, close — for `status`, `check` and `metrics`, which read many
+/// records once each: a map and unmap per record would cost more than the
+/// read. A probe owner that held the probe lock and is gone is shown gone.
+pub fn read(path: &Path, access: Access) -> Result<BreakerState, RecordError> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(open_flags())
         .open(path)?;
-    fs2::FileExt::lock_shared(&file)?;
-    let len = check_meta(&file.metadata()?)?;
+    lock_within(&file, false, access.lock_wait)?;
+    let meta = file.metadata()?;
+    let len = check_meta(&meta)?;
+    access.check(&meta)?;
     if len == 0 {
         return Err(RecordError::Uninitialized);
     }
@@ -380,7 +676,6 @@ pub fn read(path: &Path) -> Result<BreakerState, RecordError> {
     }
     let mut bytes = vec![0u8; RECORD_SIZE];
     file.read_exact_at(&mut bytes, 0)?;
-    drop(file); // unlocks
     let word = |i: usize| {
         let mut w = [0u8; 8];
         w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
@@ -394,19 +689,17 @@ pub fn read(path: &Path) -> Result<BreakerState, RecordError> {
     if active > 1 {
         return Err(RecordError::Corrupt(format!("active body index {active}")));
     }
-    let start = HEADER_WORDS + BODY_WORDS * active as usize;
-    let mut body = [0u64; USED_WORDS];
-    for (i, w) in body.iter_mut().enumerate() {
-        *w = word(start + i);
-    }
-    decode(&body).map_err(RecordError::Corrupt)
-}
-
-fn write_body(dst: &[AtomicU64], state: &BreakerState) {
-    let body = encode(state);
-    for (d, s) in dst.iter().zip(body) {
-        d.store(s, Ordering::Relaxed);
-    }
+    let body = |index: u64| {
+        let mut body = [0u64; USED_WORDS];
+        for (i, w) in body.iter_mut().enumerate() {
+            *w = word(body_start(index) + i);
+        }
+        body
+    };
+    let mut state = newest(&body(active), &body(active ^ 1)).map_err(RecordError::Corrupt)?;
+    forget_gone_owner(&file, &mut state);
+    drop(file); // unlocks
+    Ok(state)
 }
 
 /// Fletcher's two running sums over a body's words 1..255 (catches damage,
@@ -507,7 +800,11 @@ pub fn encode(s: &BreakerState) -> [u64; USED_WORDS] {
     w.put(s.recovery);
     w.put(s.reopens);
     let slot = s.probe.unwrap_or_default();
-    w.put(u64::from(s.probe.is_some()));
+    // 0 free, 1 held, 2 held by an owner that holds the probe lock.
+    w.put(match s.probe {
+        None => 0,
+        Some(slot) => 1 + u64::from(slot.owner.kernel_lock),
+    });
     w.put(u64::from(slot.owner.pid));
     w.put(slot.owner.start_time);
     w.put(slot.owner.boot_id);
@@ -609,12 +906,13 @@ pub fn decode(words: &[u64; USED_WORDS]) -> Result<BreakerState, String> {
             pid: r.get_u32("probe pid")?,
             start_time: r.get(),
             boot_id: r.get(),
+            kernel_lock: held == 2,
         },
         lease_until: r.get(),
     };
     s.probe = match held {
         0 => None,
-        1 => Some(slot),
+        1 | 2 => Some(slot),
         h => return Err(format!("probe flag {h}")),
     };
     s.probe_successes = r.get();
@@ -721,6 +1019,10 @@ mod tests {
     use crate::breaker::tests::FakeHost;
     use crate::breaker::{Admission, Call, Outcome};
 
+    fn mine() -> Access {
+        Access::private(crate::host::euid())
+    }
+
     fn busy_state() -> BreakerState {
         let p = Policy {
             threshold: 3,
@@ -774,8 +1076,8 @@ mod tests {
             let mut valid = Vec::new();
             {
                 let path = dir.path().join("valid");
-                let rec = Record::open_rw(&path, 0o600).unwrap();
-                rec.lock(busy_state).unwrap().store(&busy_state());
+                let rec = Record::open_rw(&path, mine()).unwrap();
+                rec.lock(busy_state).unwrap().store(&busy_state()).unwrap();
                 valid = std::fs::read(&path).unwrap_or(valid);
             }
             let mut patched = valid.clone();
@@ -785,8 +1087,8 @@ mod tests {
             for (name, bytes) in [("junk", &junk), ("patched", &patched)] {
                 let path = dir.path().join(name);
                 std::fs::write(&path, bytes).unwrap();
-                let read_only = read(&path);
-                let rec = Record::open_rw(&path, 0o600).unwrap();
+                let read_only = read(&path, mine());
+                let rec = Record::open_rw(&path, mine()).unwrap();
                 match rec.lock(BreakerState::default).and_then(|g| g.load()) {
                     Ok(s) => {
                         prop_assert!(s.is_consistent());
@@ -854,15 +1156,15 @@ mod tests {
     fn record_file_stores_and_loads_through_the_map() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b");
-        let rec = Record::open_rw(&path, 0o600).unwrap();
+        let rec = Record::open_rw(&path, mine()).unwrap();
         let fresh = BreakerState::new(5, 1, Policy::default());
         let g = rec.lock(|| fresh).unwrap();
         assert_eq!(g.load().unwrap(), fresh);
         let busy = busy_state();
-        g.store(&busy);
+        g.store(&busy).unwrap();
         drop(g);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), RECORD_SIZE as u64);
-        assert_eq!(read(&path).unwrap(), busy);
+        assert_eq!(read(&path, mine()).unwrap(), busy);
     }
 
     #[test]
@@ -870,7 +1172,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b");
         File::create(&path).unwrap();
-        assert!(matches!(read(&path), Err(RecordError::Uninitialized)));
+        assert!(matches!(
+            read(&path, mine()),
+            Err(RecordError::Uninitialized)
+        ));
     }
 
     #[test]
@@ -878,13 +1183,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b");
         std::fs::write(&path, b"hello").unwrap();
-        let rec = Record::open_rw(&path, 0o600).unwrap();
+        let rec = Record::open_rw(&path, mine()).unwrap();
         assert!(matches!(
             rec.lock(BreakerState::default),
             Err(RecordError::Corrupt(_))
         ));
         std::fs::write(&path, vec![7u8; RECORD_SIZE]).unwrap();
-        let rec = Record::open_rw(&path, 0o600).unwrap();
+        let rec = Record::open_rw(&path, mine()).unwrap();
         assert!(matches!(
             rec.lock(BreakerState::default),
             Err(RecordError::Corrupt(_))
@@ -899,7 +1204,7 @@ mod tests {
         bytes[..8].copy_from_slice(&MAGIC.to_le_bytes());
         bytes[8..16].copy_from_slice(&2u64.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
-        let rec = Record::open_rw(&path, 0o600).unwrap();
+        let rec = Record::open_rw(&path, mine()).unwrap();
         assert!(matches!(
             rec.lock(BreakerState::default),
             Err(RecordError::NewerVersion(2))
@@ -910,8 +1215,8 @@ mod tests {
     fn retired_or_deleted_file_is_noticed_after_locking() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b");
-        let rec = Record::open_rw(&path, 0o600).unwrap();
-        let other = Record::open_rw(&path, 0o600).unwrap();
+        let rec = Record::open_rw(&path, mine()).unwrap();
+        let other = Record::open_rw(&path, mine()).unwrap();
         {
             let g = other.lock(BreakerState::default).unwrap();
             g.retire().unwrap();
@@ -922,7 +1227,7 @@ mod tests {
             Err(RecordError::Moved)
         ));
         let path2 = dir.path().join("c");
-        let rec = Record::open_rw(&path2, 0o600).unwrap();
+        let rec = Record::open_rw(&path2, mine()).unwrap();
         std::fs::remove_file(&path2).unwrap();
         assert!(matches!(
             rec.lock(BreakerState::default),
@@ -934,7 +1239,7 @@ mod tests {
     fn hard_linked_record_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b");
-        let rec = Record::open_rw(&path, 0o600).unwrap();
+        let rec = Record::open_rw(&path, mine()).unwrap();
         drop(rec.lock(BreakerState::default).unwrap());
         std::fs::hard_link(&path, dir.path().join("other")).unwrap();
         assert!(matches!(
@@ -950,7 +1255,7 @@ mod tests {
         std::fs::write(&target, b"precious").unwrap();
         let path = dir.path().join("b");
         std::os::unix::fs::symlink(&target, &path).unwrap();
-        assert!(Record::open_rw(&path, 0o600).is_err());
+        assert!(Record::open_rw(&path, mine()).is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"precious");
     }
 }

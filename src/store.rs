@@ -5,17 +5,20 @@
 //! the directory's creation and listing, and the protocol around a record:
 //! open, lock, check, read-modify-write, and moving a corrupt record aside so
 //! that the evidence is kept and a fresh one takes its place. It does not
-//! own the bytes of a record (`record`) nor what the state means (`breaker`).
+//! own the bytes of a record (`record`) nor what the state means (`breaker`),
+//! and it never prints: what the user should hear comes back as [`Event`]s.
 
+use std::cell::{OnceCell, RefCell};
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::breaker::BreakerState;
-use crate::record::{Record, RecordError};
+use crate::record::{Access, DEFAULT_LOCK_WAIT, Guard, Record, RecordError};
 
 /// The longest breaker name.
 pub const MAX_NAME: usize = 64;
@@ -92,6 +95,11 @@ pub enum StoreError {
     Corrupt { path: PathBuf, why: String },
     /// The state directory is not safe to write to; the text says why.
     Refused { dir: PathBuf, why: String },
+    /// The record is owned or writable by someone who should not control
+    /// it; the text says why.
+    Untrusted { path: PathBuf, why: String },
+    /// Another process held the record's lock for longer than the wait.
+    Busy { path: PathBuf, waited: Duration },
     /// The record was written by a newer cbreak.
     Newer { path: PathBuf, version: u64 },
     Io {
@@ -117,6 +125,18 @@ impl fmt::Display for StoreError {
             StoreError::Refused { dir, why } => {
                 write!(f, "refusing the state directory {}: {why}", dir.display())
             }
+            StoreError::Untrusted { path, why } => write!(
+                f,
+                "refusing the record {}: {why}; delete it if you do not know where it came from",
+                path.display()
+            ),
+            StoreError::Busy { path, waited } => write!(
+                f,
+                "another process has held the lock on {} for over {}; if no cbreak is working on it, find the holder with 'fuser -v {}' (--lock-timeout waits longer)",
+                path.display(),
+                crate::output::span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
+                path.display()
+            ),
             StoreError::Newer { path, version } => write!(
                 f,
                 "record {} has format version {version}, newer than this cbreak understands; upgrade cbreak",
@@ -127,6 +147,7 @@ impl fmt::Display for StoreError {
                     Some(libc::ELOOP) => {
                         " (it is a symlink; cbreak never follows one there)".to_string()
                     }
+                    Some(libc::ENOSPC) => " (ENOSPC: free some space on that disk)".to_string(),
                     _ => String::new(),
                 };
                 write!(f, "cannot {what} {}: {err}{hint}", path.display())
@@ -137,10 +158,42 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Something the store did that the user should hear about. The store
+/// never prints (it may hold a lock, and a full stderr pipe must not stall
+/// every caller of a breaker): `app` takes these with
+/// [`Store::take_events`] and says them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A corrupt record was kept as `aside` and a fresh breaker started.
+    MovedAside {
+        path: PathBuf,
+        aside: PathBuf,
+        why: String,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::MovedAside { path, aside, why } => write!(
+                f,
+                "record {} was corrupt ({why}); kept it as {} and started a fresh breaker",
+                path.display(),
+                aside.display()
+            ),
+        }
+    }
+}
+
 /// A state directory.
 pub struct Store {
     dir: PathBuf,
     allow_network_fs: bool,
+    lock_wait: Duration,
+    /// The directory's verdict, once judged: it does not change under a
+    /// process in any way cbreak has to follow.
+    access: OnceCell<Access>,
+    events: RefCell<Vec<Event>>,
 }
 
 impl Store {
@@ -148,7 +201,17 @@ impl Store {
         Store {
             dir,
             allow_network_fs,
+            lock_wait: DEFAULT_LOCK_WAIT,
+            access: OnceCell::new(),
+            events: RefCell::new(Vec::new()),
         }
+    }
+
+    /// How long to wait for another process's lock on a record (default
+    /// [`DEFAULT_LOCK_WAIT`]) before failing with [`StoreError::Busy`].
+    pub fn with_lock_wait(mut self, wait: Duration) -> Store {
+        self.lock_wait = wait;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -157,6 +220,11 @@ impl Store {
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// What happened since the last call that the user should hear about.
+    pub fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.borrow_mut())
     }
 
     fn io(&self, path: &Path, what: &'static str) -> impl FnOnce(io::Error) -> StoreError {
@@ -174,17 +242,11 @@ impl Store {
     }
 
     /// Checks the directory before anything is written there, creating it
-    /// if it is missing, and says what mode new records get.
-    ///
-    /// Like ssh with `~/.ssh`, cbreak refuses a directory that other users
-    /// could tamper with: one writable by everyone without the sticky bit,
-    /// or one owned by another user (root aside) that is not a shared group
-    /// directory. A shared group directory (setgid and group-writable) gets
-    /// records its group can read and write (0660); any other, private ones
-    /// (0600). Network file systems are refused unless allowed, because
-    /// `flock(2)` and shared mappings are not coherent there.
-    pub fn prepare(&self) -> Result<u32, StoreError> {
-        use std::os::unix::fs::MetadataExt;
+    /// if it is missing, and says who may own its records.
+    pub fn prepare(&self) -> Result<Access, StoreError> {
+        if let Some(access) = self.access.get() {
+            return Ok(*access);
+        }
         let meta = match std::fs::metadata(&self.dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.create_dir()?;
@@ -193,6 +255,34 @@ impl Store {
             other => other,
         }
         .map_err(self.io(&self.dir, "use the state directory"))?;
+        self.judge(&meta)
+    }
+
+    /// Like [`Store::prepare`] for a reader: `None` when the directory does
+    /// not exist (it has no breakers), and nothing is created.
+    fn access_for_reading(&self) -> Result<Option<Access>, StoreError> {
+        if let Some(access) = self.access.get() {
+            return Ok(Some(*access));
+        }
+        match std::fs::metadata(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(&self.dir, "use the state directory")(e)),
+            Ok(meta) => self.judge(&meta).map(Some),
+        }
+    }
+
+    /// The directory's verdict, as ssh's StrictModes judges `~/.ssh`.
+    ///
+    /// A directory writable by every user is refused, sticky or not (in a
+    /// sticky one another user can still create a record before you and
+    /// control it). A setgid, group-writable directory is *shared* when you
+    /// are a member of its group (root counts as one): its records must
+    /// belong to that group and are created 0660. Any other directory must
+    /// be yours (or root's) and its records yours, created 0600. Network
+    /// file systems are refused unless allowed, because `flock(2)`, the
+    /// probe lock and shared mappings are not coherent there.
+    fn judge(&self, meta: &std::fs::Metadata) -> Result<Access, StoreError> {
+        use std::os::unix::fs::MetadataExt;
         let refuse = |why: String| StoreError::Refused {
             dir: self.dir.clone(),
             why,
@@ -200,44 +290,60 @@ impl Store {
         if !meta.is_dir() {
             return Err(refuse("it is not a directory".into()));
         }
-        let mode = meta.mode();
-        let shared = mode & 0o2000 != 0 && mode & 0o020 != 0;
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o002 != 0 {
             return Err(refuse(format!(
-                "it is writable by every user (mode {:o}) without the sticky bit; chmod o-w it",
-                mode & 0o7777
+                "it is writable by every user (mode {mode:o}), so another user could create or replace your breakers; use a directory of your own (e.g. --state-dir ~/.local/state/cbreak) or 'chmod o-w' it"
             )));
         }
         let me = crate::host::euid();
+        let group_dir = mode & 0o2000 != 0 && mode & 0o020 != 0;
+        let shared = group_dir && (me == 0 || crate::host::in_group(meta.gid()));
         if meta.uid() != me && meta.uid() != 0 && !shared {
-            return Err(refuse(format!(
-                "it belongs to uid {}, not to you (uid {me}); a directory shared by a group must be setgid and group-writable (chmod 2770)",
-                meta.uid()
-            )));
+            let why = if group_dir {
+                format!(
+                    "it is shared by group gid {}, and you (uid {me}) are not a member",
+                    meta.gid()
+                )
+            } else {
+                format!(
+                    "it belongs to uid {}, not to you (uid {me}); a directory shared by a group must be setgid and group-writable (chmod 2770)",
+                    meta.uid()
+                )
+            };
+            return Err(refuse(why));
         }
         if !self.allow_network_fs {
-            let kind = crate::host::network_fs(&self.dir)
+            let kind = crate::host::shared_fs(&self.dir)
                 .map_err(self.io(&self.dir, "inspect the state directory"))?;
             if let Some(kind) = kind {
                 return Err(refuse(format!(
-                    "it is on {kind}, where file locks and shared memory maps are not coherent between machines; use a local directory, or --allow-network-fs if only this machine uses it"
+                    "it is on {kind}, where file locks and shared memory maps may not be coherent between machines; use a local directory, or --allow-network-fs if only this machine uses it"
                 )));
             }
         }
-        Ok(if shared { 0o660 } else { 0o600 })
+        let access = Access {
+            mode: if shared { 0o660 } else { 0o600 },
+            uid: me,
+            group: shared.then(|| meta.gid()),
+            lock_wait: self.lock_wait,
+        };
+        let _ = self.access.set(access);
+        Ok(access)
     }
 
     /// Opens (creating if needed) the record of `name` for writing.
     fn open_rw(&self, path: &Path) -> Result<Record, StoreError> {
-        let mode = self.prepare()?;
-        Record::open_rw(path, mode).map_err(self.io(path, "open"))
+        let access = self.prepare()?;
+        Record::open_rw(path, access).map_err(self.io(path, "open"))
     }
 
     /// Read-modify-write of `name`'s state under its exclusive lock.
     ///
     /// `slot` keeps the open record between calls (so that `run` opens and
-    /// maps it once); `fresh` makes the state of a new record. A corrupt
-    /// record is moved aside with a warning and replaced by a fresh one.
+    /// maps it once, and keeps the probe lock while it probes); `fresh`
+    /// makes the state of a new record. A corrupt record is moved aside
+    /// (an [`Event`]) and replaced by a fresh one.
     pub fn update<T>(
         &self,
         slot: &mut Option<Record>,
@@ -253,22 +359,27 @@ impl Store {
             let Some(record) = slot.as_ref() else {
                 continue;
             };
-            let guard = record.lock_raw().map_err(self.io(&path, "lock"))?;
+            let guard = record.lock_raw().map_err(|e| record_error(&path, e))?;
             match guard.check(&fresh).and_then(|()| guard.load()) {
                 Ok(mut state) => {
+                    guard.claim_probe(&mut state, crate::host::now_ms());
+                    let before = state.probe;
                     let out = f(&mut state);
-                    guard.store(&state);
+                    guard.settle_probe(before, &mut state);
+                    guard.store(&state).map_err(|e| record_error(&path, e))?;
                     return Ok(out);
                 }
                 // Still under the lock: nobody else is looking at it.
-                Err(RecordError::Corrupt(why)) => {
-                    guard
-                        .retire()
-                        .map_err(self.io(&path, "retire the corrupt record"))?;
-                    self.move_aside(&path, &why)?
-                }
+                Err(RecordError::Corrupt(why)) => self.move_aside(record, &guard, &path, why)?,
+                // Retired but never moved: left by an interrupted move.
+                Err(RecordError::Moved) if record.still_at_path() => self.move_aside(
+                    record,
+                    &guard,
+                    &path,
+                    "left retired at its path by an interrupted move".into(),
+                )?,
                 Err(RecordError::Moved) => {}
-                Err(e) => return Err(self.record_error(&path, e)),
+                Err(e) => return Err(record_error(&path, e)),
             }
             drop(guard);
             *slot = None;
@@ -280,65 +391,59 @@ impl Store {
         })
     }
 
-    fn record_error(&self, path: &Path, e: RecordError) -> StoreError {
-        match e {
-            RecordError::Moved | RecordError::Uninitialized => StoreError::Io {
-                path: path.to_path_buf(),
-                what: "use",
-                err: io::Error::other("the record changed while it was being read"),
-            },
-            RecordError::Corrupt(why) => StoreError::Corrupt {
-                path: path.to_path_buf(),
-                why,
-            },
-            RecordError::NewerVersion(version) => StoreError::Newer {
-                path: path.to_path_buf(),
-                version,
-            },
-            RecordError::Io(err) => StoreError::Io {
-                path: path.to_path_buf(),
-                what: "use",
-                err,
-            },
+    /// Keeps a corrupt record as `NAME~corrupt-<ms>`. Renaming needs only
+    /// the directory's write permission, so any member of a shared
+    /// directory can do it; the rename comes first, so a failure leaves
+    /// the record where it was, to be moved by the next caller. Retiring
+    /// the moved file (only its owner can) tells whoever waits for its
+    /// lock at once; others notice that the path names another file.
+    fn move_aside(
+        &self,
+        record: &Record,
+        guard: &Guard<'_>,
+        path: &Path,
+        why: String,
+    ) -> Result<(), StoreError> {
+        if !record.still_at_path() {
+            return Ok(()); // someone else moved it while we waited
         }
-    }
-
-    fn move_aside(&self, path: &Path, why: &str) -> Result<(), StoreError> {
         let mut aside = path.as_os_str().to_owned();
         aside.push(format!("~corrupt-{}", crate::host::now_ms()));
         let aside = PathBuf::from(aside);
         std::fs::rename(path, &aside).map_err(self.io(path, "move aside the corrupt record"))?;
-        crate::output::warn(&format!(
-            "record {} was corrupt ({why}); kept it as {} and started a fresh breaker",
-            path.display(),
-            aside.display()
-        ));
+        let _ = guard.retire();
+        self.events.borrow_mut().push(Event::MovedAside {
+            path: path.to_path_buf(),
+            aside,
+            why,
+        });
         Ok(())
     }
 
     /// Reads `name`'s state under a shared lock, changing nothing.
     pub fn read(&self, name: &str) -> Result<BreakerState, StoreError> {
         let path = self.path(name);
+        let not_found = || StoreError::NotFound {
+            name: name.to_string(),
+            dir: self.dir.clone(),
+        };
+        let Some(access) = self.access_for_reading()? else {
+            return Err(not_found());
+        };
         for _ in 0..ATTEMPTS {
-            match crate::record::read(&path) {
+            match crate::record::read(&path, access) {
                 Ok(state) => return Ok(state),
                 Err(RecordError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(StoreError::NotFound {
-                        name: name.to_string(),
-                        dir: self.dir.clone(),
-                    });
+                    return Err(not_found());
                 }
                 // Being created right now: it is a fresh, closed breaker.
                 Err(RecordError::Uninitialized) => return Ok(BreakerState::default()),
                 Err(RecordError::Moved) => continue,
                 Err(RecordError::Io(e)) => return Err(self.io(&path, "read")(e)),
-                Err(e) => return Err(self.record_error(&path, e)),
+                Err(e) => return Err(record_error(&path, e)),
             }
         }
-        Err(StoreError::NotFound {
-            name: name.to_string(),
-            dir: self.dir.clone(),
-        })
+        Err(not_found())
     }
 
     /// The breakers' names, sorted. A missing directory has none.
@@ -362,23 +467,45 @@ impl Store {
     /// the same moment finishes first (and then notices the record is gone).
     pub fn forget(&self, name: &str) -> Result<(), StoreError> {
         let path = self.path(name);
-        let record = match Record::open_ro(&path) {
+        let not_found = || StoreError::NotFound {
+            name: name.to_string(),
+            dir: self.dir.clone(),
+        };
+        let Some(access) = self.access_for_reading()? else {
+            return Err(not_found());
+        };
+        let record = match Record::open_ro(&path, access) {
             Ok(r) => r,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound {
-                    name: name.to_string(),
-                    dir: self.dir.clone(),
-                });
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
             Err(e) => return Err(self.io(&path, "open")(e)),
         };
-        let _held = record.lock_raw().map_err(self.io(&path, "lock"))?;
+        let _held = record.lock_raw().map_err(|e| record_error(&path, e))?;
         if record.still_at_path() {
             // A run holding it open sees its link count drop to 0 when it
             // locks it next, and opens the path again.
             std::fs::remove_file(&path).map_err(self.io(&path, "delete"))?;
         }
         Ok(())
+    }
+}
+
+fn record_error(path: &Path, e: RecordError) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        RecordError::Moved | RecordError::Uninitialized => StoreError::Io {
+            path,
+            what: "use",
+            err: io::Error::other("the record changed while it was being read"),
+        },
+        RecordError::Corrupt(why) => StoreError::Corrupt { path, why },
+        RecordError::NewerVersion(version) => StoreError::Newer { path, version },
+        RecordError::Untrusted(why) => StoreError::Untrusted { path, why },
+        RecordError::Busy(waited) => StoreError::Busy { path, waited },
+        RecordError::Io(err) => StoreError::Io {
+            path,
+            what: "use",
+            err,
+        },
     }
 }
 

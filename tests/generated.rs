@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
 fn expected() -> Vec<(PathBuf, Vec<u8>)> {
@@ -16,7 +15,7 @@ fn expected() -> Vec<(PathBuf, Vec<u8>)> {
         Shell::Elvish,
         Shell::PowerShell,
     ] {
-        let mut cmd = cbreak::cli::Cli::command();
+        let mut cmd = cbreak::cli::command();
         let mut buf = Vec::new();
         clap_complete::generate(shell, &mut cmd, "cbreak", &mut buf);
         let name = match shell {
@@ -28,7 +27,7 @@ fn expected() -> Vec<(PathBuf, Vec<u8>)> {
         };
         files.push((Path::new("completions").join(name), buf));
     }
-    let cmd = cbreak::cli::Cli::command();
+    let cmd = cbreak::cli::command();
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd.clone()).render(&mut buf).unwrap();
     files.push((PathBuf::from("man/cbreak.1"), buf));

@@ -39,8 +39,12 @@ fn corrupt_record_is_moved_aside_and_run_goes_on() {
     seed(&env, "c");
     let path = env.state().join("c");
     let mut bytes = std::fs::read(&path).unwrap();
-    for b in &mut bytes[64..200] {
-        *b ^= 0x5a;
+    // Both copies of the state: one damaged copy is a torn write, and the
+    // other one is used (`torn_copy_falls_back_to_the_other_one`).
+    for range in [64..200, 4128..4300] {
+        for b in &mut bytes[range] {
+            *b ^= 0x5a;
+        }
     }
     std::fs::write(&path, &bytes).unwrap();
     env.run(&["status", "c"]).code(1).stderr_has("corrupt");
@@ -200,9 +204,13 @@ fn state_directory_writable_by_everyone_is_refused() {
         .code(125)
         .stderr_has("refusing the state directory");
     assert!(!env.state().join("w").exists());
-    // With the sticky bit (like /tmp) others cannot replace our records.
+    // The sticky bit (as on /tmp) does not help: another user can still
+    // create a record before us and control it.
     std::fs::set_permissions(env.state(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    env.run(&["trip", "w"]).success();
+    env.run(&["trip", "w"])
+        .code(125)
+        .stderr_has("writable by every user");
+    assert!(!env.state().join("w").exists());
 }
 
 #[test]

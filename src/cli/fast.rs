@@ -278,6 +278,10 @@ fn build(
                 .map(PathBuf::from)
                 .or(env_state_dir.map(PathBuf::from)),
             allow_network_fs,
+            lock_timeout: match std::env::var_os("CBREAK_LOCK_TIMEOUT") {
+                Some(v) => Some(parse_duration(v.to_str()?).ok()?),
+                None => None,
+            },
         },
         command: Command::Run(run),
     })

@@ -44,6 +44,11 @@ pub struct GlobalArgs {
     /// Use a state directory on a network file system (NFS, SMB, FUSE) anyway
     #[arg(long, global = true, env = "CBREAK_ALLOW_NETWORK_FS", value_parser = BoolishValueParser::new())]
     pub allow_network_fs: bool,
+
+    /// How long to wait for another process's lock on a record before
+    /// giving up (then --on-state-error applies) [default: 5s]
+    #[arg(long, global = true, env = "CBREAK_LOCK_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<Millis>,
 }
 
 /// What adds a subcommand's arguments to it.
@@ -55,7 +60,7 @@ const SUBCOMMANDS: [(&str, Build); 11] = [
     ("status", <StatusArgs as Args>::augment_args),
     ("trip", <TripArgs as Args>::augment_args),
     ("reset", <NameArgs as Args>::augment_args),
-    ("check", <NameArgs as Args>::augment_args),
+    ("check", <CheckArgs as Args>::augment_args),
     ("record", <RecordArgs as Args>::augment_args),
     ("disable", <NameArgs as Args>::augment_args),
     ("enable", <NameArgs as Args>::augment_args),
@@ -86,7 +91,23 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Erro
     }
     fast.try_get_matches_from(&args)
         .and_then(|m| Cli::from_arg_matches(&m))
-        .or_else(|_| Cli::try_parse_from(&args))
+        .or_else(|_| {
+            let matches = command().try_get_matches_from(&args)?;
+            Cli::from_arg_matches(&matches)
+        })
+}
+
+/// The whole definition, as help, errors, man pages and completions show
+/// it. Help never shows the values of `CBREAK_*` variables, only their
+/// names: a hook command may hold a token, and help is printed on screens
+/// and in CI logs.
+pub fn command() -> clap::Command {
+    fn hide(arg: clap::Arg) -> clap::Arg {
+        arg.hide_env_values(true)
+    }
+    <Cli as clap::CommandFactory>::command()
+        .mut_args(hide)
+        .mut_subcommands(|sub| sub.mut_args(hide))
 }
 
 // Parsed once per process: boxing `Run` would buy nothing.
@@ -107,7 +128,7 @@ pub enum Command {
     /// Close a breaker and forget its failures
     Reset(NameArgs),
     /// Exit 0 if a call would run now, 75 if it would be skipped; change nothing
-    Check(NameArgs),
+    Check(CheckArgs),
     /// Record an outcome from a script, as `run` would
     Record(RecordArgs),
     /// Metrics only: every call runs and is counted, the breaker never opens
@@ -325,8 +346,27 @@ pub struct RecordArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+
+    /// When the state cannot be used: run (exit 0, as `run` would run the
+    /// command), skip (exit 75) or fail (exit 125)
+    #[arg(
+        long,
+        value_enum,
+        default_value = "run",
+        env = "CBREAK_ON_STATE_ERROR",
+        value_name = "MODE"
+    )]
+    pub on_state_error: OnStateError,
+}
+
+#[derive(Args, Debug)]
 pub struct MetricsArgs {
-    /// Write to FILE atomically (for node_exporter's textfile collector)
+    /// Write to FILE atomically (for node_exporter's textfile collector):
+    /// a new path or a regular file, never through a symlink; `-` is stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -434,7 +474,7 @@ mod tests {
             &["cbreak"],
         ] {
             let fast = parse(args.iter().map(OsString::from)).unwrap_err();
-            let full = Cli::try_parse_from(args).unwrap_err();
+            let full = command().try_get_matches_from(args).unwrap_err();
             assert_eq!(
                 fast.render().to_string(),
                 full.render().to_string(),
