@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod disk;
 mod generated;
+mod hardening;
 mod observe;
 mod policies;
 mod run;
