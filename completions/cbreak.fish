@@ -54,8 +54,8 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l min-calls -d 'Call
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l timeout -d 'Kill the command (and all it started) when it runs longer; exit 124' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l kill-after -d 'After the timeout\'s SIGTERM, wait this long before SIGKILL' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l slow -d 'Count a success that takes longer than this as a failure' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l success-codes -d 'Exit codes that are successes (e.g. 0,2-5)' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l ignore-codes -d 'Exit codes that count as neither success nor failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l success-codes -d 'Exit codes that are successes (e.g. 0,2-5; death by signal N is 128+N)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l ignore-codes -d 'Exit codes that count as neither success nor failure (141: SIGPIPE)' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff -d 'How the open period grows when probes keep failing' -r -f -a "constant\t''
 exponential\t''"
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff-factor -d 'Multiplier of the exponential backoff' -r

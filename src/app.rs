@@ -173,10 +173,19 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
         Ok((t, state)) => announce(&rc.hooks, rc.quiet, &name, t, &state),
         Err(e) => warn(&format!("the outcome was not recorded: {e}")),
     }
-    if finished.timed_out {
-        Exit::TimedOut
-    } else {
-        Exit::Child(finished.status.exit_code())
+    ended(&finished)
+}
+
+/// How cbreak ends after running a command: 124 if it timed out; else
+/// dying of the signal the command died of, or of the signal that stopped
+/// cbreak; else with the command's status.
+fn ended(f: &exec::Finished) -> Exit {
+    match (f.timed_out, f.status, exec::received()) {
+        (true, _, _) => Exit::TimedOut,
+        (false, Status::Signaled(sig), _) | (false, Status::Exited(_), Some(sig)) => {
+            Exit::Killed(sig)
+        }
+        (false, Status::Exited(code), None) => Exit::Child(code),
     }
 }
 
@@ -215,8 +224,7 @@ fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
     warn(&format!("breaker '{name}' unavailable: {msg}; {what}"));
     match rc.on_state_error {
         OnStateError::Run => match spawn(&rc.command, &rc.policy) {
-            Ok(f) if f.timed_out => Exit::TimedOut,
-            Ok(f) => Exit::Child(f.status.exit_code()),
+            Ok(f) => ended(&f),
             Err(exit) => exit,
         },
         OnStateError::Skip => Exit::Skipped(rc.open_exit_code),
@@ -278,7 +286,7 @@ fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
                 quiet_stdio: false,
             };
             match exec::run(&spec) {
-                Ok(f) => Exit::Child(f.status.exit_code()),
+                Ok(f) => ended(&f),
                 Err(SpawnError::NotFound(e) | SpawnError::CannotExecute(e)) => {
                     say(&format!("cannot run the fallback with sh: {e}"));
                     Exit::CannotExecute

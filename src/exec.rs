@@ -204,6 +204,40 @@ fn wait_with_timeout(
     (status, timed_out)
 }
 
+/// The forwarded signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) cbreak last
+/// received since the last command it ran with `forward_signals` started.
+pub fn received() -> Option<i32> {
+    Some(RECEIVED.load(Ordering::SeqCst)).filter(|&sig| sig != 0)
+}
+
+/// Dies of `sig` as `timeout(1)` does: without a core dump of cbreak's own,
+/// with the default action restored and the signal unblocked. Returns only
+/// if the process survived it (the caller then exits 128+N).
+pub fn die_of(sig: libc::c_int) {
+    use std::io::Write;
+    let _ = io::stdout().flush();
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prctl, setrlimit, sigaction, sigprocmask and raise take plain
+    // values and pointers to locals that live across the calls; failures
+    // leave the process as it was, and the caller falls back to an exit.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(sig, &action, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+}
+
 fn signal(target: i32, sig: libc::c_int) {
     // SAFETY: kill(2) takes plain integers and touches no memory of ours;
     // an error (ESRCH when the target is already gone) is harmless.

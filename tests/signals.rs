@@ -1,8 +1,23 @@
-//! Signals: forwarded to the command, and a cancelled call is not a failure.
+//! Signals: forwarded to the command, passed on to the caller, and a
+//! cancelled call is not a failure.
 
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{Env, eventually};
+use crate::util::{Env, bin, eventually};
+
+/// `bash -c SCRIPT` in a process group of its own, with `$CBREAK` the
+/// binary under test and this state directory.
+fn bash(env: &Env, script: &str) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", script])
+        .env("CBREAK", bin())
+        .env("CBREAK_STATE_DIR", env.state())
+        .current_dir(env.path(""))
+        .process_group(0);
+    cmd
+}
 
 #[test]
 fn sigterm_to_cbreak_reaches_the_command_and_cancels_the_call() {
@@ -25,7 +40,12 @@ fn sigterm_to_cbreak_reaches_the_command_and_cancels_the_call() {
             .success()
     );
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(143));
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGTERM),
+        "cbreak dies of the SIGTERM that stopped it: {:?}",
+        out.status
+    );
     assert_eq!(std::fs::read_to_string(&got).unwrap(), "term\n");
     let s = env.status("sig");
     assert_eq!(
@@ -52,7 +72,7 @@ fn cancelled_probe_gives_the_slot_back() {
         .status()
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
+    assert_eq!(out.status.signal(), Some(libc::SIGINT));
     let s = env.status("cp");
     assert_eq!(
         (s["state"].as_str(), s["probe_in_flight"].as_bool()),
@@ -60,4 +80,44 @@ fn cancelled_probe_gives_the_slot_back() {
     );
     env.run(&["run", "-n", "cp", "--", "true"]).success();
     assert_eq!(env.state_of("cp"), "closed");
+}
+
+#[test]
+fn sigint_to_the_process_group_stops_a_shell_loop() {
+    let env = Env::new();
+    let script = r#"for i in 1 2 3; do
+        echo $i >> log
+        "$CBREAK" run -n loop -- sh -c 'touch ready; exec sleep 5'
+    done"#;
+    let mut shell = bash(&env, script).spawn().unwrap();
+    let ready = env.path("ready");
+    assert!(eventually(Duration::from_secs(10), || ready.exists()));
+    let group = i32::try_from(shell.id()).unwrap();
+    // SAFETY: kill(2) with plain integers; the group is the shell's own.
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0);
+    let status = shell.wait().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(env.path("log")).unwrap(),
+        "1\n",
+        "the loop stopped after the first iteration"
+    );
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+    assert_eq!(env.status("loop")["cancelled"], 1);
+}
+
+#[test]
+fn sigpipe_is_141_for_ignore_codes() {
+    let env = Env::new();
+    let out = bash(
+        &env,
+        r#""$CBREAK" run -n p --ignore-codes 141 -- yes | head -1; echo "${PIPESTATUS[0]}""#,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "y\n141\n");
+    let s = env.status("p");
+    assert_eq!(
+        (s["ignored"].as_u64(), s["failures"].as_u64()),
+        (Some(1), Some(0))
+    );
 }

@@ -217,11 +217,11 @@ pub struct PolicyArgs {
     #[arg(long, env = "CBREAK_SLOW", value_parser = parse_duration, value_name = "DURATION")]
     pub slow: Option<Millis>,
 
-    /// Exit codes that are successes (e.g. 0,2-5)
+    /// Exit codes that are successes (e.g. 0,2-5; death by signal N is 128+N)
     #[arg(long, default_value = "0", env = "CBREAK_SUCCESS_CODES", value_parser = parse_codes, value_name = "LIST")]
     pub success_codes: CodeSet,
 
-    /// Exit codes that count as neither success nor failure
+    /// Exit codes that count as neither success nor failure (141: SIGPIPE)
     #[arg(long, env = "CBREAK_IGNORE_CODES", value_parser = parse_codes, value_name = "LIST")]
     pub ignore_codes: Option<CodeSet>,
 
