@@ -199,7 +199,9 @@ fn spawn(argv: &[OsString], policy: &crate::breaker::Policy) -> Result<exec::Fin
     let spec = exec::Spec {
         argv,
         timeout: policy.timeout.map(Duration::from_millis),
+        timeout_signal: libc::SIGTERM,
         kill_after: Duration::from_millis(policy.kill_after),
+        group: exec::Group::Shared,
         env: &[],
         forward_signals: true,
         quiet_stdio: false,
@@ -280,7 +282,9 @@ fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
             let spec = exec::Spec {
                 argv: &argv,
                 timeout: None,
+                timeout_signal: libc::SIGTERM,
                 kill_after: Duration::ZERO,
+                group: exec::Group::Shared,
                 env: &[],
                 forward_signals: true,
                 quiet_stdio: false,

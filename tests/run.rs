@@ -228,3 +228,26 @@ fn trip_without_duration_is_forced_open_until_reset() {
         (Some("closed"), Some(1), Some(1))
     );
 }
+
+#[test]
+fn a_script_without_a_shebang_runs_with_sh() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let bin = env.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = bin.join("old-cron-job");
+    std::fs::write(&script, "echo \"ran with $1\"\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .command(&["run", "-n", "old", "--", "old-cron-job", "x"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran with x\n");
+}

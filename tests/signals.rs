@@ -121,3 +121,122 @@ fn sigpipe_is_141_for_ignore_codes() {
         (Some(1), Some(0))
     );
 }
+
+#[test]
+fn a_signal_ignored_at_start_stays_ignored() {
+    let env = Env::new();
+    // As under nohup: SIGHUP ignored when cbreak starts.
+    let script =
+        r#"trap '' HUP; exec "$CBREAK" run -n h -- sh -c 'touch ready; sleep 1; echo survived'"#;
+    let child = bash(&env, script)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(10), || env
+        .path("ready")
+        .exists()));
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with plain integers, to our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "survived\n");
+    let s = env.status("h");
+    assert_eq!(
+        (s["successes"].as_u64(), s["cancelled"].as_u64()),
+        (Some(1), Some(0))
+    );
+}
+
+#[test]
+fn sigterm_during_a_slow_hook_ends_cbreak() {
+    let env = Env::new();
+    let hook_ready = env.path("hook-ready");
+    let hook = format!("touch {}; sleep 5", hook_ready.display());
+    let child = env.spawn(&[
+        "run",
+        "-n",
+        "hk",
+        "-t",
+        "1",
+        "--on-open",
+        &hook,
+        "--",
+        "false",
+    ]);
+    assert!(eventually(Duration::from_secs(10), || hook_ready.exists()));
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with plain integers, to our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGTERM),
+        "the handlers are gone once the command ended: {:?}",
+        out.status
+    );
+    assert_eq!(env.state_of("hk"), "open", "the outcome was recorded first");
+}
+
+#[test]
+fn a_stopped_command_is_woken_to_die_at_the_timeout() {
+    let env = Env::new();
+    let started = std::time::Instant::now();
+    env.run(&[
+        "run",
+        "-n",
+        "stop",
+        "--timeout",
+        "1s",
+        "--kill-after",
+        "10s",
+        "--",
+        "sh",
+        "-c",
+        "kill -STOP $$",
+    ])
+    .code(124);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "SIGCONT follows the SIGTERM, so the command need not wait for the SIGKILL 10s later: {took:?}"
+    );
+}
+
+#[test]
+fn the_timeout_reaches_what_the_command_started() {
+    let env = Env::new();
+    let pids = env.path("pids");
+    let script = format!("sleep 30 & echo $! > {}; sleep 30; wait", pids.display());
+    env.run(&[
+        "run",
+        "-n",
+        "tree",
+        "--timeout",
+        "300ms",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .code(124);
+    let pid: i32 = std::fs::read_to_string(&pids)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || !alive()),
+        "the background sleep was killed with the command"
+    );
+}
