@@ -144,7 +144,7 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
         Admission::Run(ticket) => ticket,
         Admission::Reject(rejection) => return skip(&rc, &name, rejection, &state),
     };
-    let finished = match spawn(&rc.command, &policy) {
+    let finished = match spawn(&rc) {
         Ok(f) => f,
         Err(exit) => {
             // Not the guarded call failing: give back the probe slot, if any.
@@ -173,14 +173,16 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
         Ok((t, state)) => announce(&rc.hooks, rc.quiet, &name, t, &state),
         Err(e) => warn(&format!("the outcome was not recorded: {e}")),
     }
-    ended(&finished)
+    ended(&finished, rc.preserve_status)
 }
 
-/// How cbreak ends after running a command: 124 if it timed out; else
-/// dying of the signal the command died of, or of the signal that stopped
-/// cbreak; else with the command's status.
-fn ended(f: &exec::Finished) -> Exit {
+/// How cbreak ends after running a command: 124 if it timed out (its
+/// status with `--preserve-status`); else dying of the signal the command
+/// died of, or of the signal that stopped cbreak; else with the command's
+/// status.
+fn ended(f: &exec::Finished, preserve_status: bool) -> Exit {
     match (f.timed_out, f.status, exec::received()) {
+        (true, status, _) if preserve_status => Exit::Child(status.exit_code()),
         (true, _, _) => Exit::TimedOut,
         (false, Status::Signaled(sig), _) | (false, Status::Exited(_), Some(sig)) => {
             Exit::Killed(sig)
@@ -195,13 +197,18 @@ fn program(argv: &[OsString]) -> String {
         .unwrap_or_default()
 }
 
-fn spawn(argv: &[OsString], policy: &crate::breaker::Policy) -> Result<exec::Finished, Exit> {
+fn spawn(rc: &RunConfig) -> Result<exec::Finished, Exit> {
+    let argv = &rc.command;
     let spec = exec::Spec {
         argv,
-        timeout: policy.timeout.map(Duration::from_millis),
-        timeout_signal: libc::SIGTERM,
-        kill_after: Duration::from_millis(policy.kill_after),
-        group: exec::Group::Shared,
+        timeout: rc.policy.timeout.map(Duration::from_millis),
+        timeout_signal: rc.timeout_signal,
+        kill_after: Duration::from_millis(rc.policy.kill_after),
+        group: if rc.foreground {
+            exec::Group::Foreground
+        } else {
+            exec::Group::Shared
+        },
         env: &[],
         forward_signals: true,
         quiet_stdio: false,
@@ -225,8 +232,8 @@ fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
     };
     warn(&format!("breaker '{name}' unavailable: {msg}; {what}"));
     match rc.on_state_error {
-        OnStateError::Run => match spawn(&rc.command, &rc.policy) {
-            Ok(f) => ended(&f),
+        OnStateError::Run => match spawn(rc) {
+            Ok(f) => ended(&f, rc.preserve_status),
             Err(exit) => exit,
         },
         OnStateError::Skip => Exit::Skipped(rc.open_exit_code),
@@ -290,7 +297,7 @@ fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
                 quiet_stdio: false,
             };
             match exec::run(&spec) {
-                Ok(f) => ended(&f),
+                Ok(f) => ended(&f, false),
                 Err(SpawnError::NotFound(e) | SpawnError::CannotExecute(e)) => {
                     say(&format!("cannot run the fallback with sh: {e}"));
                     Exit::CannotExecute

@@ -240,3 +240,144 @@ fn the_timeout_reaches_what_the_command_started() {
         "the background sleep was killed with the command"
     );
 }
+
+/// Whether process `pid` is running (not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[test]
+fn signal_chooses_what_the_timeout_sends() {
+    let env = Env::new();
+    let got = env.path("got");
+    let script = format!(
+        "trap 'echo int > {}; exit 3' INT; sleep 30 & wait",
+        got.display()
+    );
+    env.run(&[
+        "run",
+        "-n",
+        "s",
+        "--timeout",
+        "300ms",
+        "-s",
+        "INT",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .code(124)
+    .stderr_has("was killed");
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "int\n");
+    assert_eq!(env.status("s")["timeouts"], 1);
+}
+
+#[test]
+fn preserve_status_exits_with_the_commands_status_at_a_timeout() {
+    let env = Env::new();
+    env.run(&[
+        "run",
+        "-n",
+        "p",
+        "--timeout",
+        "300ms",
+        "--preserve-status",
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 9' TERM; sleep 30 & wait",
+    ])
+    .code(9);
+    // SIGKILL cannot be sent to the group without cbreak: it is sent to
+    // every other member, and cbreak lives to record the timeout.
+    env.run(&[
+        "run",
+        "-n",
+        "p",
+        "--timeout",
+        "300ms",
+        "-s",
+        "KILL",
+        "--preserve-status",
+        "--",
+        "sleep",
+        "30",
+    ])
+    .code(137);
+    env.run(&[
+        "run",
+        "-n",
+        "p",
+        "--timeout",
+        "300ms",
+        "-s",
+        "KILL",
+        "--",
+        "sleep",
+        "30",
+    ])
+    .code(124);
+    assert_eq!(env.status("p")["timeouts"], 3);
+}
+
+#[test]
+fn foreground_kills_only_the_command_at_the_timeout() {
+    let env = Env::new();
+    let pids = env.path("pids");
+    let script = format!(
+        "exec >/dev/null 2>&1; sleep 30 & echo $! > {}; exec sleep 30",
+        pids.display()
+    );
+    env.run(&[
+        "run",
+        "-n",
+        "fg",
+        "--timeout",
+        "300ms",
+        "--foreground",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .code(124);
+    let pid: i32 = std::fs::read_to_string(&pids)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let survived = alive(pid);
+    // SAFETY: kill(2) with plain integers: the test's own leftover.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(
+        survived,
+        "--foreground kills the command, not what it started"
+    );
+}
+
+#[test]
+fn foreground_lets_sigint_to_a_scripts_group_stop_its_loop() {
+    let env = Env::new();
+    let script = r#"for i in 1 2 3; do
+        echo $i >> log
+        "$CBREAK" run -n loop --timeout 20s --foreground -- sh -c 'touch ready; exec sleep 5'
+    done"#;
+    let mut shell = bash(&env, script).spawn().unwrap();
+    assert!(eventually(Duration::from_secs(10), || env
+        .path("ready")
+        .exists()));
+    let group = i32::try_from(shell.id()).unwrap();
+    // SAFETY: kill(2) with plain integers; the group is the shell's own.
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0);
+    let status = shell.wait().unwrap();
+    assert_eq!(std::fs::read_to_string(env.path("log")).unwrap(), "1\n");
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+}

@@ -77,3 +77,16 @@ fn a_command_under_timeout_reads_the_terminal() {
     );
     assert_eq!(env.status("tty")["successes"], 1);
 }
+
+#[test]
+fn a_command_under_timeout_foreground_reads_the_terminal() {
+    let env = Env::new();
+    let line = r#""$CBREAK" run -n tty --foreground --timeout 5s -- sh -c 'touch ready; read x; echo "got $x"'; echo rc=$?"#;
+    let Some(screen) = at_a_prompt(&env, line) else {
+        return;
+    };
+    assert!(
+        screen.contains("got typed-line") && screen.contains("rc=0"),
+        "the command read the line typed at the terminal:\n{screen}"
+    );
+}

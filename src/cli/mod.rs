@@ -14,7 +14,8 @@ use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::breaker::{CodeSet, Millis, Window};
 use crate::config::{
-    parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_window,
+    parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_signal,
+    parse_window,
 };
 
 /// Run commands through a circuit breaker shared by every process on the machine.
@@ -209,9 +210,21 @@ pub struct PolicyArgs {
     #[arg(long, env = "CBREAK_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Millis>,
 
-    /// After the timeout's SIGTERM, wait this long before SIGKILL
+    /// After the timeout's signal, wait this long before SIGKILL
     #[arg(long, default_value = "5s", env = "CBREAK_KILL_AFTER", value_parser = parse_duration, value_name = "DURATION")]
     pub kill_after: Millis,
+
+    /// The signal sent at the timeout: a name (TERM, INT, KILL) or a number
+    #[arg(short, long, default_value = "TERM", env = "CBREAK_SIGNAL", value_parser = parse_signal, value_name = "SIG")]
+    pub signal: i32,
+
+    /// With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout
+    #[arg(long, env = "CBREAK_FOREGROUND", value_parser = BoolishValueParser::new())]
+    pub foreground: bool,
+
+    /// At a timeout, exit with the command's status (128+N for signal N) instead of 124
+    #[arg(long, env = "CBREAK_PRESERVE_STATUS", value_parser = BoolishValueParser::new())]
+    pub preserve_status: bool,
 
     /// Count a success that takes longer than this as a failure
     #[arg(long, env = "CBREAK_SLOW", value_parser = parse_duration, value_name = "DURATION")]
