@@ -13,8 +13,8 @@
 //! *itself* into a new group (a no-op when a shell already made it a job's
 //! leader) and the command stays in it, so an interactive command can read
 //! the terminal, while the whole tree can still be signalled at the
-//! timeout; cbreak blocks SIGTTIN and SIGTTOU so that it is not stopped with
-//! a background job. [`Group::Foreground`] (`--foreground`) moves nothing
+//! timeout; cbreak keeps SIGTTIN and SIGTTOU from stopping itself, and the
+//! command gets them as usual. [`Group::Foreground`] (`--foreground`) moves nothing
 //! and kills only the command. Hooks get a group of their own.
 //!
 //! A SIGINT, SIGTERM, SIGHUP or SIGQUIT sent to cbreak while the command
@@ -149,6 +149,9 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
             return Err(e);
         }
     };
+    if group == Some(Group::Shared) {
+        block_tty_signals();
+    }
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
     if spec.forward_signals {
         let scope = match group {
@@ -253,20 +256,43 @@ fn find_program(program: &OsStr) -> Option<PathBuf> {
 }
 
 /// Puts cbreak in a process group of its own, as `timeout(1)` does, and
-/// blocks SIGTTIN and SIGTTOU so that it is not stopped with a background
-/// job (the command gets an empty signal mask from `posix_spawn`). False if
-/// cbreak is not the leader of its group afterwards.
+/// keeps SIGTTIN and SIGTTOU from stopping it with a background job: caught
+/// by a handler that does nothing until the command is started (a caught
+/// signal is reset to its default action by exec, so the command gets the
+/// defaults), then blocked (see [`block_tty_signals`]). False if cbreak is
+/// not the leader of its group afterwards.
 fn lead_own_group() -> bool {
-    // SAFETY: setpgid, getpgrp, getpid and sigprocmask take plain values and
-    // pointers to a local set that lives across the calls.
+    extern "C" fn ignore(_: libc::c_int) {}
+    for sig in [libc::SIGTTIN, libc::SIGTTOU] {
+        // SAFETY: a zeroed sigaction is a valid starting value; the handler
+        // does nothing, and the pointers are to a local.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+    // SAFETY: setpgid, getpgrp and getpid take and return plain values.
+    unsafe {
+        libc::setpgid(0, 0);
+        libc::getpgrp() == libc::getpid()
+    }
+}
+
+/// Blocks SIGTTIN and SIGTTOU in cbreak once the command has started (the
+/// signal mask, unlike a handler, would pass to it): cbreak is not stopped
+/// when the command reads the terminal from the background, and its own
+/// messages are written even under `stty tostop`.
+fn block_tty_signals() {
+    // SAFETY: sigprocmask reads a local set that lives across the call.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTTIN);
         libc::sigaddset(&mut set, libc::SIGTTOU);
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        libc::setpgid(0, 0);
-        libc::getpgrp() == libc::getpid()
     }
 }
 

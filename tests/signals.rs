@@ -381,3 +381,31 @@ fn foreground_lets_sigint_to_a_scripts_group_stop_its_loop() {
     assert_eq!(std::fs::read_to_string(env.path("log")).unwrap(), "1\n");
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
 }
+
+#[test]
+fn the_command_gets_an_empty_signal_mask_and_default_tty_signals() {
+    let env = Env::new();
+    let out = env
+        .run(&[
+            "run",
+            "-n",
+            "mask",
+            "--timeout",
+            "5s",
+            "--",
+            "cat",
+            "/proc/self/status",
+        ])
+        .success();
+    let field = |name: &str| {
+        let line = out.stdout.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
+    };
+    let tty = 1 << (libc::SIGTTIN - 1) | 1 << (libc::SIGTTOU - 1);
+    assert_eq!(field("SigBlk:"), 0, "no signal is blocked in the command");
+    assert_eq!(
+        field("SigIgn:") & tty,
+        0,
+        "SIGTTIN and SIGTTOU are not ignored"
+    );
+}
