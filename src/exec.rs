@@ -655,6 +655,29 @@ mod tests {
     }
 
     #[test]
+    fn the_wait_sees_the_end_with_and_without_a_pidfd_and_does_not_reap() {
+        for with_pidfd in [true, false] {
+            let mut child = Command::new("sleep").arg("0.3").spawn().unwrap();
+            let pid = i32::try_from(child.id()).unwrap();
+            let fd = if with_pidfd { pidfd(pid) } else { None };
+            if with_pidfd && fd.is_none() {
+                println!("SKIPPED the pidfd half: this kernel has no pidfd_open");
+            }
+            assert!(!wait_a_while(
+                pid,
+                fd.as_ref(),
+                Some(Duration::from_millis(1))
+            ));
+            let start = Instant::now();
+            while !wait_a_while(pid, fd.as_ref(), Some(Duration::from_millis(50))) {
+                assert!(start.elapsed() < Duration::from_secs(20));
+            }
+            assert!(has_exited(pid), "still there to be reaped");
+            assert!(child.wait().unwrap().success());
+        }
+    }
+
+    #[test]
     fn environment_reaches_the_command() {
         let a = argv(&["sh", "-c", "test \"$CBREAK_X\" = yes"]);
         let env = [("CBREAK_X", "yes".to_string())];
