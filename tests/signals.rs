@@ -152,7 +152,10 @@ fn a_signal_ignored_at_start_stays_ignored() {
 fn sigterm_during_a_slow_hook_ends_cbreak() {
     let env = Env::new();
     let hook_ready = env.path("hook-ready");
-    let hook = format!("touch {}; sleep 5", hook_ready.display());
+    let hook = format!(
+        "exec >/dev/null 2>&1; touch {}; sleep 5",
+        hook_ready.display()
+    );
     let child = env.spawn(&[
         "run",
         "-n",
