@@ -96,10 +96,16 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Erro
 pub enum Command {
     /// Run a command through a breaker
     ///
-    /// Exit status: the command's own; 128+N if a signal N killed it; 75
-    /// (--open-exit-code) when skipped; 124 when it timed out; 125 for
-    /// cbreak's own errors; 126 when it cannot be executed; 127 when it is
-    /// not found.
+    /// Exit status: the command's own; 75 (--open-exit-code) when skipped;
+    /// 124 when it timed out; 125 for cbreak's own errors; 126 when it
+    /// cannot be executed; 127 when it is not found.
+    ///
+    /// Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to cbreak are
+    /// passed on to the command, unless they were ignored when cbreak
+    /// started (nohup). When the command died of signal N (not at a
+    /// timeout), or cbreak was stopped by one of those signals, cbreak dies
+    /// of the same signal after recording the call, as timeout(1) does: the
+    /// shell shows 128+N, and Ctrl-C stops a loop around cbreak.
     Run(RunArgs),
     /// Show one breaker, or all of them
     Status(StatusArgs),
