@@ -284,7 +284,8 @@ fn lead_own_group() -> bool {
 /// Blocks SIGTTIN and SIGTTOU in cbreak once the command has started (the
 /// signal mask, unlike a handler, would pass to it): cbreak is not stopped
 /// when the command reads the terminal from the background, and its own
-/// messages are written even under `stty tostop`.
+/// messages are written even under `stty tostop`. Hooks, started later,
+/// inherit the mask; they never read the terminal.
 fn block_tty_signals() {
     // SAFETY: sigprocmask reads a local set that lives across the call.
     unsafe {
