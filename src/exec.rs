@@ -355,6 +355,10 @@ fn wait_with_timeout(pid: i32, group: Group, spec: &Spec<'_>, deadline: Instant)
         let now = Instant::now();
         let left = deadline.map(|d| d.saturating_duration_since(now));
         if left == Some(Duration::ZERO) {
+            if has_exited(pid) {
+                // It ended by the deadline: not a timeout.
+                break;
+            }
             if timed_out {
                 kill_command(pid, group, libc::SIGKILL);
                 deadline = None;
