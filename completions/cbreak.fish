@@ -53,10 +53,11 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l failure-rate -d 'O
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l window -d 'The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l min-calls -d 'Calls needed in the window before the failure rate is judged' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l timeout -d 'Kill the command (and all it started) when it runs longer; exit 124' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l kill-after -d 'After the timeout\'s SIGTERM, wait this long before SIGKILL' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l kill-after -d 'After the timeout\'s signal, wait this long before SIGKILL' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s s -l signal -d 'The signal sent at the timeout: a name (TERM, INT, KILL) or a number' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l slow -d 'Count a success that takes longer than this as a failure' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l success-codes -d 'Exit codes that are successes (e.g. 0,2-5)' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l ignore-codes -d 'Exit codes that count as neither success nor failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l success-codes -d 'Exit codes that are successes (e.g. 0,2-5; death by signal N is 128+N)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l ignore-codes -d 'Exit codes that count as neither success nor failure (141: SIGPIPE)' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff -d 'How the open period grows when probes keep failing' -r -f -a "constant\t''
 exponential\t''"
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff-factor -d 'Multiplier of the exponential backoff' -r
@@ -71,6 +72,8 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l hook-timeout -d 'L
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s q -l quiet -d 'No message when skipping or changing state'
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l foreground -d 'With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout'
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l preserve-status -d 'At a timeout, exit with the command\'s status (128+N for signal N) instead of 124'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l color -d 'When to colour the state' -r -f -a "auto\t''

@@ -180,7 +180,7 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
             warn(&format!("the probe's lease was not renewed: {e}"));
         }
     }
-    let finished = match spawn(&rc.command, &policy) {
+    let finished = match spawn(&rc) {
         Ok(f) => f,
         Err(exit) => {
             // Not the guarded call failing: give back the probe slot, if any.
@@ -215,10 +215,21 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
         }
         Err(e) => warn(&format!("the outcome was not recorded: {e}")),
     }
-    if finished.timed_out {
-        Exit::TimedOut
-    } else {
-        Exit::Child(finished.status.exit_code())
+    ended(&finished, rc.preserve_status)
+}
+
+/// How cbreak ends after running a command: 124 if it timed out (its
+/// status with `--preserve-status`); else dying of the signal the command
+/// died of, or of the signal that stopped cbreak; else with the command's
+/// status.
+fn ended(f: &exec::Finished, preserve_status: bool) -> Exit {
+    match (f.timed_out, f.status, exec::received()) {
+        (true, status, _) if preserve_status => Exit::Child(status.exit_code()),
+        (true, _, _) => Exit::TimedOut,
+        (false, Status::Signaled(sig), _) | (false, Status::Exited(_), Some(sig)) => {
+            Exit::Killed(sig)
+        }
+        (false, Status::Exited(code), None) => Exit::Child(code),
     }
 }
 
@@ -228,11 +239,18 @@ fn program(argv: &[OsString]) -> String {
         .unwrap_or_default()
 }
 
-fn spawn(argv: &[OsString], policy: &crate::breaker::Policy) -> Result<exec::Finished, Exit> {
+fn spawn(rc: &RunConfig) -> Result<exec::Finished, Exit> {
+    let argv = &rc.command;
     let spec = exec::Spec {
         argv,
-        timeout: policy.timeout.map(Duration::from_millis),
-        kill_after: Duration::from_millis(policy.kill_after),
+        timeout: rc.policy.timeout.map(Duration::from_millis),
+        timeout_signal: rc.timeout_signal,
+        kill_after: Duration::from_millis(rc.policy.kill_after),
+        group: if rc.foreground {
+            exec::Group::Foreground
+        } else {
+            exec::Group::Shared
+        },
         env: &[],
         forward_signals: true,
         quiet_stdio: false,
@@ -256,9 +274,8 @@ fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
     };
     warn(&format!("breaker '{name}' unavailable: {msg}; {what}"));
     match rc.on_state_error {
-        OnStateError::Run => match spawn(&rc.command, &rc.policy) {
-            Ok(f) if f.timed_out => Exit::TimedOut,
-            Ok(f) => Exit::Child(f.status.exit_code()),
+        OnStateError::Run => match spawn(rc) {
+            Ok(f) => ended(&f, rc.preserve_status),
             Err(exit) => exit,
         },
         OnStateError::Skip => Exit::Skipped(rc.open_exit_code),
@@ -322,13 +339,15 @@ fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
             let spec = exec::Spec {
                 argv: &argv,
                 timeout: None,
+                timeout_signal: libc::SIGTERM,
                 kill_after: Duration::ZERO,
+                group: exec::Group::Shared,
                 env: &[],
                 forward_signals: true,
                 quiet_stdio: false,
             };
             match exec::run(&spec) {
-                Ok(f) => Exit::Child(f.status.exit_code()),
+                Ok(f) => ended(&f, false),
                 Err(SpawnError::NotFound(e) | SpawnError::CannotExecute(e)) => {
                     say(&format!("cannot run the fallback with sh: {e}"));
                     Exit::CannotExecute

@@ -381,21 +381,28 @@ impl Policy {
             slow: false,
             timed_out: false,
         };
-        match end {
-            End::TimedOut => call.timed_out = true,
-            _ if cancelled => call.outcome = Outcome::Cancelled,
-            End::Signaled(_) => {}
-            End::Exited(code) if self.ignore_codes.contains(code) => {
-                call.outcome = Outcome::Ignored
+        // A death by signal N is judged by the status the shell shows for
+        // it, 128+N (141 for SIGPIPE).
+        let code = match end {
+            End::TimedOut => {
+                call.timed_out = true;
+                return call;
             }
-            End::Exited(code) if self.success_codes.contains(code) => {
-                if self.slow.is_some_and(|slow| elapsed > slow) {
-                    call.slow = true;
-                } else {
-                    call.outcome = Outcome::Success;
-                }
+            _ if cancelled => {
+                call.outcome = Outcome::Cancelled;
+                return call;
             }
-            End::Exited(_) => {}
+            End::Exited(code) => code,
+            End::Signaled(sig) => 128 + sig,
+        };
+        if self.ignore_codes.contains(code) {
+            call.outcome = Outcome::Ignored;
+        } else if self.success_codes.contains(code) {
+            if self.slow.is_some_and(|slow| elapsed > slow) {
+                call.slow = true;
+            } else {
+                call.outcome = Outcome::Success;
+            }
         }
         call
     }
@@ -1374,6 +1381,17 @@ pub(crate) mod tests {
         assert_eq!(
             p.classify(End::Signaled(15), 5, true).outcome,
             Outcome::Cancelled
+        );
+        p.ignore_codes.insert(141);
+        assert_eq!(
+            p.classify(End::Signaled(13), 5, false).outcome,
+            Outcome::Ignored,
+            "SIGPIPE is 141"
+        );
+        p.success_codes.insert(143);
+        assert_eq!(
+            p.classify(End::Signaled(15), 5, false).outcome,
+            Outcome::Success
         );
         assert!(p.classify(End::TimedOut, 5, true).timed_out);
     }

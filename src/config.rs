@@ -93,6 +93,61 @@ pub fn parse_codes(s: &str) -> Result<CodeSet, String> {
     Ok(set)
 }
 
+/// A signal: a name with or without `SIG`, in any case (`TERM`, `sigkill`),
+/// or a number from 1 to 64.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    const NAMES: [(&str, i32); 29] = [
+        ("HUP", libc::SIGHUP),
+        ("INT", libc::SIGINT),
+        ("QUIT", libc::SIGQUIT),
+        ("ILL", libc::SIGILL),
+        ("TRAP", libc::SIGTRAP),
+        ("ABRT", libc::SIGABRT),
+        ("BUS", libc::SIGBUS),
+        ("FPE", libc::SIGFPE),
+        ("KILL", libc::SIGKILL),
+        ("USR1", libc::SIGUSR1),
+        ("SEGV", libc::SIGSEGV),
+        ("USR2", libc::SIGUSR2),
+        ("PIPE", libc::SIGPIPE),
+        ("ALRM", libc::SIGALRM),
+        ("TERM", libc::SIGTERM),
+        ("CHLD", libc::SIGCHLD),
+        ("CONT", libc::SIGCONT),
+        ("STOP", libc::SIGSTOP),
+        ("TSTP", libc::SIGTSTP),
+        ("TTIN", libc::SIGTTIN),
+        ("TTOU", libc::SIGTTOU),
+        ("URG", libc::SIGURG),
+        ("XCPU", libc::SIGXCPU),
+        ("XFSZ", libc::SIGXFSZ),
+        ("VTALRM", libc::SIGVTALRM),
+        ("PROF", libc::SIGPROF),
+        ("WINCH", libc::SIGWINCH),
+        ("IO", libc::SIGIO),
+        ("SYS", libc::SIGSYS),
+    ];
+    let word = s.trim();
+    if let Ok(n) = word.parse::<i32>() {
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!(
+                "signal {n} is out of range: use 1 to 64, or a name such as TERM"
+            ))
+        };
+    }
+    let upper = word.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, sig)| sig)
+        .ok_or_else(|| {
+            format!("'{s}' is not a signal; use a name such as TERM, INT, KILL, or a number")
+        })
+}
+
 /// A backoff factor above 1 and at most 100, in thousandths.
 pub fn parse_factor(s: &str) -> Result<u32, String> {
     let f: f64 = s
@@ -180,6 +235,12 @@ pub struct RunConfig {
     pub quiet: bool,
     pub fallback: Option<String>,
     pub hooks: Hooks,
+    /// The signal sent at `--timeout`.
+    pub timeout_signal: i32,
+    /// `--foreground`: with a timeout, move no process group.
+    pub foreground: bool,
+    /// `--preserve-status`: at a timeout, exit with the command's status.
+    pub preserve_status: bool,
     pub command: Vec<OsString>,
 }
 
@@ -206,6 +267,9 @@ impl Config {
                 quiet: run.quiet,
                 fallback: run.fallback,
                 hooks: hooks(run.hooks),
+                timeout_signal: run.policy.signal,
+                foreground: run.policy.foreground,
+                preserve_status: run.policy.preserve_status,
                 command: run.command,
             }),
             C::Status(s) => Action::Status {
@@ -399,6 +463,17 @@ mod tests {
         assert!(parse_factor("100.0004").is_ok());
         assert!(parse_factor("100.001").is_err());
         assert!(parse_factor("inf").is_err() && parse_factor("NaN").is_err());
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("TERM"), Ok(libc::SIGTERM));
+        assert_eq!(parse_signal("sigkill"), Ok(libc::SIGKILL));
+        assert_eq!(parse_signal("SIGINT"), Ok(libc::SIGINT));
+        assert_eq!(parse_signal("9"), Ok(9));
+        for bad in ["", "0", "65", "-1", "BOGUS", "SIG"] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

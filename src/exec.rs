@@ -3,40 +3,75 @@
 //!
 //! Owns the process side of cbreak and nothing of the breaker. The command
 //! is started with `std::process::Command`, which keeps to `posix_spawn`
-//! (no `pre_exec`), with stdin, stdout and stderr inherited.
+//! (no `pre_exec`), with stdin, stdout and stderr inherited; a file the
+//! kernel cannot execute (a script without `#!`) is run with /bin/sh, as
+//! `execvp` does.
 //!
-//! Without a timeout the command stays in cbreak's process group, so Ctrl-C
-//! and terminal reads work as if cbreak were not there; a SIGINT, SIGTERM,
-//! SIGHUP or SIGQUIT sent to cbreak alone is passed on to it, while one the
-//! terminal sent to the whole group (which the command got too) is not sent
-//! twice. With a timeout the command gets a process group of its own, so
-//! that it can be killed with everything it started; the price is the one
-//! `timeout(1)` pays: it is not in the terminal's foreground group, so it
-//! cannot read from the terminal, and Ctrl-C reaches it through cbreak.
+//! Process groups are those of coreutils `timeout(1)`. Without a timeout
+//! nothing moves: the command is in cbreak's group, so Ctrl-C and terminal
+//! reads work as if cbreak were not there. With a timeout cbreak moves
+//! *itself* into a new group (a no-op when a shell already made it a job's
+//! leader) and the command stays in it, so an interactive command can read
+//! the terminal, while the whole tree can still be signalled at the
+//! timeout; cbreak keeps SIGTTIN and SIGTTOU from stopping itself, and the
+//! command gets them as usual. [`Group::Foreground`] (`--foreground`) moves nothing
+//! and kills only the command. Hooks get a group of their own.
+//!
+//! A SIGINT, SIGTERM, SIGHUP or SIGQUIT sent to cbreak while the command
+//! runs is passed on to it, except one the terminal sent to the whole group
+//! (which the command got too) and one that was ignored when cbreak
+//! started (`nohup`, `&` in a script): that stays ignored. The handlers are
+//! removed when the command ends. cbreak waits on a pidfd, polled with the
+//! timeout, and never reaps the command before it stops signalling it, so
+//! "timed out" and "exited" cannot cross and no signal goes to a reused pid.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The signals cbreak passes on to the command.
 pub const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
-/// Where a forwarded signal goes: the child's pid, or minus its process
-/// group; 0 while no child runs.
+/// The pid of the running command; 0 while no command runs.
 static TARGET: AtomicI32 = AtomicI32::new(0);
-/// The last forwarded signal received while the child ran; 0 for none.
+/// Where a forwarded signal goes besides the command: one of the `TO_*`.
+static SCOPE: AtomicI32 = AtomicI32::new(TO_CHILD);
+const TO_CHILD: i32 = 0;
+const TO_CHILDS_GROUP: i32 = 1;
+const TO_OUR_GROUP: i32 = 2;
+/// The last forwarded signal received while handlers were installed; 0 for
+/// none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+/// How the command and cbreak share process groups when there is a
+/// timeout (without one, nothing moves).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// `timeout(1)`: cbreak takes a new group and the command stays in it;
+    /// at the timeout the whole group but cbreak is signalled.
+    Shared,
+    /// `timeout --foreground`: nothing moves, the command may read the
+    /// terminal and gets its signals; at the timeout only it is signalled.
+    Foreground,
+    /// The command gets a group of its own, signalled whole (hooks, which
+    /// never read the terminal).
+    Own,
+}
 
 /// What to run and how.
 pub struct Spec<'a> {
     pub argv: &'a [OsString],
     pub timeout: Option<Duration>,
+    /// The signal sent at the timeout (SIGTERM unless `--signal`).
+    pub timeout_signal: libc::c_int,
     pub kill_after: Duration,
+    pub group: Group,
     /// Extra environment variables.
     pub env: &'a [(&'a str, String)],
     /// Pass signals sent to cbreak on to the command.
@@ -51,7 +86,7 @@ pub struct Spec<'a> {
 pub struct Finished {
     pub status: Status,
     pub elapsed: Duration,
-    /// It ran past its timeout and was killed.
+    /// It ran past its timeout and was signalled.
     pub timed_out: bool,
     /// cbreak received a signal meant to stop it while it ran.
     pub cancelled: bool,
@@ -95,47 +130,62 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
     let Some((program, args)) = spec.argv.split_first() else {
         return Err(SpawnError::NotFound(io::Error::other("no command given")));
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    for (k, v) in spec.env {
-        cmd.env(k, v);
+    let mut group = spec.timeout.map(|_| spec.group);
+    if group == Some(Group::Shared) && !lead_own_group() {
+        group = Some(Group::Own);
     }
-    if spec.quiet_stdio {
-        cmd.stdin(Stdio::null());
-        if let Ok(stderr) = io::stderr().as_fd().try_clone_to_owned() {
-            cmd.stdout(stderr);
-        }
-    }
-    let grouped = spec.timeout.is_some();
-    if grouped {
-        cmd.process_group(0);
-    }
-    if spec.forward_signals {
+    let saved = spec.forward_signals.then(|| {
         RECEIVED.store(0, Ordering::SeqCst);
-        install_forwarding();
-    }
+        install_forwarding()
+    });
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => SpawnError::NotFound(e),
-        _ => SpawnError::CannotExecute(e),
-    })?;
+    let spawned = spawn(spec, program, args, group == Some(Group::Own));
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            if let Some(saved) = saved {
+                restore(&saved);
+            }
+            return Err(e);
+        }
+    };
+    if group == Some(Group::Shared) {
+        block_tty_signals();
+    }
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    let target = if grouped { -pid } else { pid };
     if spec.forward_signals {
-        TARGET.store(target, Ordering::SeqCst);
+        let scope = match group {
+            Some(Group::Shared) => TO_OUR_GROUP,
+            Some(Group::Own) => TO_CHILDS_GROUP,
+            Some(Group::Foreground) | None => TO_CHILD,
+        };
+        SCOPE.store(scope, Ordering::SeqCst);
+        TARGET.store(pid, Ordering::SeqCst);
         // A signal that came between spawn and now was not passed on yet.
         let early = RECEIVED.load(Ordering::SeqCst);
         if early != 0 {
-            signal(target, early);
+            forward(pid, scope, early);
         }
     }
-    let (status, timed_out) = match spec.timeout {
-        None => (wait(&mut child), false),
-        Some(limit) => wait_with_timeout(&mut child, -pid, limit, spec.kill_after),
+    let timed_out = match (spec.timeout, group) {
+        (Some(limit), Some(group)) => wait_with_timeout(pid, group, spec, started + limit),
+        _ => {
+            wait_exited(pid);
+            false
+        }
+    };
+    // The command has ended but is not reaped: its pid cannot be reused
+    // until the wait below, and nothing signals it after this.
+    TARGET.store(0, Ordering::SeqCst);
+    let status = match child.wait() {
+        Ok(status) => Status::from_std(status),
+        // ECHILD cannot happen for our own child; report a failure rather
+        // than pretend it succeeded.
+        Err(_) => Status::Exited(1),
     };
     let elapsed = started.elapsed();
-    if spec.forward_signals {
-        TARGET.store(0, Ordering::SeqCst);
+    if let Some(saved) = saved {
+        restore(&saved);
     }
     Ok(Finished {
         status,
@@ -145,63 +195,341 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
     })
 }
 
-fn wait(child: &mut Child) -> Status {
-    match child.wait() {
-        Ok(status) => Status::from_std(status),
-        // ECHILD cannot happen for our own child; report a failure rather
-        // than pretend it succeeded.
-        Err(_) => Status::Exited(1),
+fn spawn(
+    spec: &Spec<'_>,
+    program: &OsString,
+    args: &[OsString],
+    own_group: bool,
+) -> Result<Child, SpawnError> {
+    let command = |program: &OsStr| {
+        let mut cmd = Command::new(program);
+        for (k, v) in spec.env {
+            cmd.env(k, v);
+        }
+        if spec.quiet_stdio {
+            cmd.stdin(Stdio::null());
+            if let Ok(stderr) = io::stderr().as_fd().try_clone_to_owned() {
+                cmd.stdout(stderr);
+            }
+        }
+        if own_group {
+            cmd.process_group(0);
+        }
+        cmd
+    };
+    let first = command(program).args(args).spawn();
+    let result = match first {
+        // What execvp does with a file the kernel cannot execute (a script
+        // without "#!"): run it with /bin/sh.
+        Err(e) if e.raw_os_error() == Some(libc::ENOEXEC) => match find_program(program) {
+            Some(path) => command(OsStr::new("/bin/sh"))
+                .arg(path)
+                .args(args)
+                .spawn()
+                .map_err(|_| e),
+            None => Err(e),
+        },
+        other => other,
+    };
+    result.map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => SpawnError::NotFound(e),
+        _ => SpawnError::CannotExecute(e),
+    })
+}
+
+/// Where `execvp` finds `program`: itself if it has a slash, else the first
+/// executable file of that name on PATH.
+fn find_program(program: &OsStr) -> Option<PathBuf> {
+    if program.as_bytes().contains(&b'/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            std::ffi::CString::new(p.as_os_str().as_bytes()).is_ok_and(|c| {
+                // SAFETY: access(2) reads a NUL-terminated path that lives
+                // across the call.
+                p.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0
+            })
+        })
+}
+
+/// Puts cbreak in a process group of its own, as `timeout(1)` does, and
+/// keeps SIGTTIN and SIGTTOU from stopping it with a background job: caught
+/// by a handler that does nothing until the command is started (a caught
+/// signal is reset to its default action by exec, so the command gets the
+/// defaults), then blocked (see [`block_tty_signals`]). False if cbreak is
+/// not the leader of its group afterwards.
+fn lead_own_group() -> bool {
+    extern "C" fn ignore(_: libc::c_int) {}
+    for sig in [libc::SIGTTIN, libc::SIGTTOU] {
+        // SAFETY: a zeroed sigaction is a valid starting value; the handler
+        // does nothing, and the pointers are to a local.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = ignore as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+    // SAFETY: setpgid, getpgrp and getpid take and return plain values.
+    unsafe {
+        libc::setpgid(0, 0);
+        libc::getpgrp() == libc::getpid()
     }
 }
 
-/// Waits for `child`; at `limit` sends SIGTERM to its process group `group`
-/// (negative), and SIGKILL `kill_after` later if it is still running. After
-/// a timeout whatever is left of the group is killed too.
-fn wait_with_timeout(
-    child: &mut Child,
-    group: i32,
-    limit: Duration,
-    kill_after: Duration,
-) -> (Status, bool) {
-    let done = Arc::new((Mutex::new(false), Condvar::new()));
-    let fired = Arc::new(AtomicI32::new(0));
-    let watcher = {
-        let done = Arc::clone(&done);
-        let fired = Arc::clone(&fired);
-        std::thread::spawn(move || {
-            let (lock, cvar) = &*done;
-            let Ok(guard) = lock.lock() else { return };
-            let Ok((guard, _)) = cvar.wait_timeout_while(guard, limit, |d| !*d) else {
-                return;
-            };
-            if *guard {
-                return;
-            }
-            fired.store(1, Ordering::SeqCst);
-            signal(group, libc::SIGTERM);
-            let Ok((guard, _)) = cvar.wait_timeout_while(guard, kill_after, |d| !*d) else {
-                return;
-            };
-            if !*guard {
-                signal(group, libc::SIGKILL);
-            }
-        })
-    };
-    let status = wait(child);
-    {
-        let (lock, cvar) = &*done;
-        if let Ok(mut d) = lock.lock() {
-            *d = true;
+/// Blocks SIGTTIN and SIGTTOU in cbreak once the command has started (the
+/// signal mask, unlike a handler, would pass to it): cbreak is not stopped
+/// when the command reads the terminal from the background, and its own
+/// messages are written even under `stty tostop`. Hooks, started later,
+/// inherit the mask; they never read the terminal.
+fn block_tty_signals() {
+    // SAFETY: sigprocmask reads a local set that lives across the call.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTTIN);
+        libc::sigaddset(&mut set, libc::SIGTTOU);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Waits until the command has ended, without reaping it.
+fn wait_exited(pid: i32) {
+    loop {
+        // SAFETY: waitid writes into a zeroed siginfo_t we own; WNOWAIT
+        // leaves the child to be reaped by `Child::wait`.
+        let r = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
         }
-        cvar.notify_all();
     }
-    let _ = watcher.join();
-    let timed_out = fired.load(Ordering::SeqCst) == 1;
-    if timed_out {
-        // Children that ignored SIGTERM outlive their parent: no leftovers.
-        signal(group, libc::SIGKILL);
+}
+
+/// Whether the command has ended (not reaped); false while it runs.
+fn has_exited(pid: i32) -> bool {
+    // SAFETY: as in `wait_exited`, with WNOHANG: si_pid stays 0 while the
+    // child runs.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
+        );
+        r != 0 || info.si_pid() != 0
     }
-    (status, timed_out)
+}
+
+/// A pidfd for the child `pid`, or None where the kernel has none (before
+/// Linux 5.3).
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; a non-negative result is a
+    // new file descriptor that we own from here on.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: see above: the descriptor is fresh and owned by nobody else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits until `deadline` for the command to end, polling its pidfd; then
+/// sends the timeout signal and SIGCONT, and SIGKILL `kill_after` later.
+/// True if it timed out. Returns once the command has ended, not reaped.
+fn wait_with_timeout(pid: i32, group: Group, spec: &Spec<'_>, deadline: Instant) -> bool {
+    let fd = pidfd(pid);
+    let mut deadline = Some(deadline);
+    let mut timed_out = false;
+    loop {
+        let now = Instant::now();
+        let left = deadline.map(|d| d.saturating_duration_since(now));
+        if left == Some(Duration::ZERO) {
+            if has_exited(pid) {
+                // It ended by the deadline: not a timeout.
+                break;
+            }
+            if timed_out {
+                kill_command(pid, group, libc::SIGKILL);
+                deadline = None;
+            } else {
+                timed_out = true;
+                kill_command(pid, group, spec.timeout_signal);
+                if spec.timeout_signal != libc::SIGKILL {
+                    // A stopped command must run to see the signal.
+                    kill_command(pid, group, libc::SIGCONT);
+                }
+                deadline = Some(now + spec.kill_after);
+            }
+            continue;
+        }
+        if wait_a_while(pid, fd.as_ref(), left) {
+            break;
+        }
+    }
+    if timed_out && group == Group::Own {
+        // What ignored the signal in the command's group would outlive it:
+        // no leftovers. The group cannot be reused: its leader is not
+        // reaped yet.
+        signal(-pid, libc::SIGKILL);
+    }
+    timed_out
+}
+
+/// Waits up to `left` (forever for None) for the command to end; true if
+/// it has.
+fn wait_a_while(pid: i32, fd: Option<&OwnedFd>, left: Option<Duration>) -> bool {
+    let Some(fd) = fd else {
+        // No pidfd: look every 10 ms.
+        if has_exited(pid) {
+            return true;
+        }
+        let nap = Duration::from_millis(10);
+        std::thread::sleep(left.map_or(nap, |l| l.min(nap)));
+        return has_exited(pid);
+    };
+    let ms = left.map_or(-1, |l| {
+        // Round up, so that the deadline has passed when poll returns.
+        i32::try_from(l.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+    });
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes one pollfd we own, for one fd that
+    // stays open across the call. EINTR (a forwarded signal) returns 0 here
+    // and the caller polls again.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    r > 0
+}
+
+/// Sends the timeout's `sig` to the command: to it alone, to its group, or
+/// to cbreak's group but cbreak.
+fn kill_command(pid: i32, group: Group, sig: libc::c_int) {
+    match group {
+        Group::Foreground => signal(pid, sig),
+        Group::Own => signal(-pid, sig),
+        Group::Shared => {
+            // Directly first, in case it made a group of its own.
+            signal(pid, sig);
+            signal_our_group(sig);
+        }
+    }
+}
+
+/// Sends `sig` to every process in cbreak's group but cbreak.
+/// Async-signal-safe for the signals cbreak can block.
+fn signal_our_group(sig: libc::c_int) {
+    if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+        signal_group_members(sig);
+        return;
+    }
+    // Block it, send it to the group, and drop the copy cbreak got: setting
+    // a signal to SIG_IGN discards it while pending.
+    // SAFETY: sigprocmask, kill and sigaction are async-signal-safe; they
+    // take plain values and pointers to locals that live across the calls.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        let mut old_mask: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old_mask);
+        libc::kill(0, sig);
+        let mut ignore: libc::sigaction = std::mem::zeroed();
+        ignore.sa_sigaction = libc::SIG_IGN;
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, &ignore, &mut old);
+        libc::sigaction(sig, &old, std::ptr::null_mut());
+        libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
+    }
+}
+
+/// SIGKILL or SIGSTOP, which cbreak cannot spare itself from, to each
+/// other member of its group, found in /proc; twice, for children forked
+/// meanwhile.
+fn signal_group_members(sig: libc::c_int) {
+    // SAFETY: getpgrp and getpid cannot fail.
+    let (group, me) = unsafe { (libc::getpgrp(), libc::getpid()) };
+    for _ in 0..2 {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid pgrp ...: comm may hold spaces and ')'.
+            let pgrp = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+                .and_then(|g| g.parse::<i32>().ok());
+            if pid != me && pgrp == Some(group) {
+                signal(pid, sig);
+            }
+        }
+    }
+}
+
+/// Passes a signal cbreak received on to the command `pid`.
+fn forward(pid: i32, scope: i32, sig: libc::c_int) {
+    match scope {
+        TO_CHILDS_GROUP => signal(-pid, sig),
+        TO_OUR_GROUP => {
+            signal(pid, sig);
+            signal_our_group(sig);
+        }
+        _ => signal(pid, sig),
+    }
+}
+
+/// The forwarded signal (SIGINT, SIGTERM, SIGHUP or SIGQUIT) cbreak last
+/// received since the last command it ran with `forward_signals` started.
+pub fn received() -> Option<i32> {
+    Some(RECEIVED.load(Ordering::SeqCst)).filter(|&sig| sig != 0)
+}
+
+/// Dies of `sig` as `timeout(1)` does: without a core dump of cbreak's own,
+/// with the default action restored and the signal unblocked. Returns only
+/// if the process survived it (the caller then exits 128+N).
+pub fn die_of(sig: libc::c_int) {
+    use std::io::Write;
+    let _ = io::stdout().flush();
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prctl, setrlimit, sigaction, sigprocmask and raise take plain
+    // values and pointers to locals that live across the calls; failures
+    // leave the process as it was, and the caller falls back to an exit.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(sig, &action, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
 }
 
 fn signal(target: i32, sig: libc::c_int) {
@@ -213,34 +541,57 @@ fn signal(target: i32, sig: libc::c_int) {
 }
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
-    // Only async-signal-safe work here: atomics and kill(2).
+    // Only async-signal-safe work here: atomics, kill(2), sigaction(2),
+    // sigprocmask(2); and errno as the interrupted code left it.
+    // SAFETY: __errno_location returns this thread's errno, always valid.
+    let errno = unsafe { *libc::__errno_location() };
     RECEIVED.store(sig, Ordering::SeqCst);
-    let target = TARGET.load(Ordering::SeqCst);
-    if target == 0 {
-        return;
-    }
+    let pid = TARGET.load(Ordering::SeqCst);
+    let scope = SCOPE.load(Ordering::SeqCst);
     // SAFETY: for a handler installed with SA_SIGINFO the kernel passes a
     // valid siginfo_t for the duration of the call; it is only read.
     let from_kernel = !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL;
     // A signal from the terminal (sent by the kernel to the foreground
-    // process group) already reached a child in our group.
-    if from_kernel && target > 0 {
-        return;
+    // process group) already reached a command in our group.
+    if pid != 0 && !(from_kernel && scope != TO_CHILDS_GROUP) {
+        forward(pid, scope, sig);
     }
-    signal(target, sig);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
 }
 
-fn install_forwarding() {
-    for sig in FORWARDED {
+/// The actions the forwarded signals had before cbreak's handlers.
+type Saved = [(libc::c_int, libc::sigaction); FORWARDED.len()];
+
+/// Installs the forwarding handler for each forwarded signal that is not
+/// ignored; returns the actions to restore.
+fn install_forwarding() -> Saved {
+    FORWARDED.map(|sig| {
         // SAFETY: a zeroed sigaction is a valid starting value (empty mask,
-        // no flags); we set a handler of the SA_SIGINFO signature, which
-        // only uses async-signal-safe operations, and pass valid pointers.
+        // no flags); sigaction reads the old action into a local, and we
+        // install a handler of the SA_SIGINFO signature, which only uses
+        // async-signal-safe operations, passing valid pointers.
         unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as usize;
-            action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, std::ptr::null_mut());
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old);
+            if old.sa_sigaction != libc::SIG_IGN {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as *const () as usize;
+                action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(sig, &action, std::ptr::null_mut());
+            }
+            (sig, old)
+        }
+    })
+}
+
+/// Puts back the actions `install_forwarding` replaced.
+fn restore(saved: &Saved) {
+    for (sig, old) in saved {
+        // SAFETY: `old` is an action sigaction itself returned.
+        unsafe {
+            libc::sigaction(*sig, old, std::ptr::null_mut());
         }
     }
 }
@@ -253,7 +604,9 @@ mod tests {
         Spec {
             argv,
             timeout: None,
+            timeout_signal: libc::SIGTERM,
             kill_after: Duration::from_secs(1),
+            group: Group::Own,
             env: &[],
             forward_signals: false,
             quiet_stdio: true,
@@ -278,8 +631,22 @@ mod tests {
     fn missing_and_unexecutable_programs_are_told_apart() {
         let a = argv(&["/nonexistent/cbreak-test"]);
         assert!(matches!(run(&spec(&a)), Err(SpawnError::NotFound(_))));
-        let a = argv(&["/etc/hostname"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-executable");
+        std::fs::write(&file, "exit 0\n").unwrap();
+        let a = vec![file.into_os_string()];
         assert!(matches!(run(&spec(&a)), Err(SpawnError::CannotExecute(_))));
+    }
+
+    #[test]
+    fn a_script_without_a_shebang_runs_with_sh() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("old-cron-script");
+        std::fs::write(&file, "test \"$1\" = arg && exit 7\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let a = vec![file.into_os_string(), "arg".into()];
+        assert_eq!(run(&spec(&a)).unwrap().status, Status::Exited(7));
     }
 
     #[test]
@@ -290,6 +657,29 @@ mod tests {
         let end = run(&s).unwrap();
         assert!(end.timed_out);
         assert!(end.elapsed < Duration::from_secs(20), "{:?}", end.elapsed);
+    }
+
+    #[test]
+    fn the_wait_sees_the_end_with_and_without_a_pidfd_and_does_not_reap() {
+        for with_pidfd in [true, false] {
+            let mut child = Command::new("sleep").arg("0.3").spawn().unwrap();
+            let pid = i32::try_from(child.id()).unwrap();
+            let fd = if with_pidfd { pidfd(pid) } else { None };
+            if with_pidfd && fd.is_none() {
+                println!("SKIPPED the pidfd half: this kernel has no pidfd_open");
+            }
+            assert!(!wait_a_while(
+                pid,
+                fd.as_ref(),
+                Some(Duration::from_millis(1))
+            ));
+            let start = Instant::now();
+            while !wait_a_while(pid, fd.as_ref(), Some(Duration::from_millis(50))) {
+                assert!(start.elapsed() < Duration::from_secs(20));
+            }
+            assert!(has_exited(pid), "still there to be reaped");
+            assert!(child.wait().unwrap().success());
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! They follow timeout(1) (coreutils), which is what people already put in
 //! crontabs: 124 timed out, 125 the wrapper's own error, 126 cannot execute,
 //! 127 not found; otherwise the command's own status passes through, and
-//! death by signal N is 128+N. Skipping an open breaker is 75 (EX_TEMPFAIL
+//! a death by signal N is passed on by dying of N (128+N when that is not
+//! possible), as is a SIGINT, SIGTERM, SIGHUP or SIGQUIT that stopped
+//! cbreak. Skipping an open breaker is 75 (EX_TEMPFAIL
 //! in sysexits.h: "try again later"), or `--open-exit-code`.
 
 /// How cbreak ends.
@@ -19,8 +21,11 @@ pub enum Exit {
     Error,
     CannotExecute,
     NotFound,
-    /// The command's own status (already 128+N for a signal).
+    /// The command's own exit status.
     Child(i32),
+    /// Die of signal N: the command died of it (and did not time out), or
+    /// cbreak was stopped by it. 128+N if cbreak cannot die of it.
+    Killed(i32),
 }
 
 impl Exit {
@@ -34,6 +39,18 @@ impl Exit {
             Exit::CannotExecute => 126,
             Exit::NotFound => 127,
             Exit::Child(code) => u8::try_from(code).unwrap_or(1),
+            Exit::Killed(sig) => u8::try_from(128 + sig).unwrap_or(1),
         }
+    }
+
+    /// Ends the process as `self` says: for [`Exit::Killed`] by dying of
+    /// the signal, so that a shell sees the death it would see without
+    /// cbreak (bash stops a loop only when its child *died of* SIGINT);
+    /// otherwise, or if that fails, by returning the exit status.
+    pub fn end(self) -> std::process::ExitCode {
+        if let Exit::Killed(sig) = self {
+            crate::exec::die_of(sig);
+        }
+        std::process::ExitCode::from(self.code())
     }
 }

@@ -63,7 +63,9 @@ pub fn fire(hooks: &Hooks, name: &str, t: &Transition, s: &BreakerState) {
         let spec = exec::Spec {
             argv: &argv,
             timeout: Some(Duration::from_millis(hooks.timeout.max(1))),
+            timeout_signal: libc::SIGTERM,
             kill_after: Duration::from_secs(1),
+            group: exec::Group::Own,
             env: &env,
             forward_signals: false,
             quiet_stdio: true,

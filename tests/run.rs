@@ -30,11 +30,20 @@ fn exit_status_passes_through_and_counts_as_a_failure() {
 }
 
 #[test]
-fn death_by_signal_is_128_plus_n() {
+fn death_by_signal_is_passed_on_as_the_same_death() {
     let env = Env::new();
-    env.run(&["run", "-n", "k", "--", "sh", "-c", "kill -9 $$"])
-        .code(137);
+    env.run(&["run", "-n", "k", "--", "sh", "-c", "kill -USR1 $$"])
+        .killed_by(libc::SIGUSR1);
     assert_eq!(env.status("k")["failures"], 1);
+    // A shell shows it as 128+N, as if cbreak were not there.
+    let cbreak = crate::util::bin();
+    let script = format!("'{cbreak}' run -n k -- sh -c 'kill -USR1 $$'; echo $?");
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("CBREAK_STATE_DIR", env.state())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "138\n");
 }
 
 #[test]
@@ -218,4 +227,27 @@ fn trip_without_duration_is_forced_open_until_reset() {
         ),
         (Some("closed"), Some(1), Some(1))
     );
+}
+
+#[test]
+fn a_script_without_a_shebang_runs_with_sh() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let bin = env.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = bin.join("old-cron-job");
+    std::fs::write(&script, "echo \"ran with $1\"\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .command(&["run", "-n", "old", "--", "old-cron-job", "x"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran with x\n");
 }

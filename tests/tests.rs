@@ -16,3 +16,4 @@ mod signals;
 mod state_errors;
 mod static_binary;
 mod status;
+mod terminal;

@@ -92,15 +92,20 @@ impl Env {
 
 /// What one run of cbreak did.
 pub struct Run {
+    /// The exit status; -1 if cbreak died of a signal.
     pub code: i32,
+    /// The signal cbreak died of.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl From<Output> for Run {
     fn from(o: Output) -> Run {
+        use std::os::unix::process::ExitStatusExt;
         Run {
             code: o.status.code().unwrap_or(-1),
+            signal: o.status.signal(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
@@ -114,6 +119,19 @@ impl Run {
             self.code, expected,
             "exit status\n--- stdout:\n{}\n--- stderr:\n{}",
             self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// cbreak died of signal `sig`.
+    #[track_caller]
+    pub fn killed_by(self, sig: i32) -> Run {
+        assert_eq!(
+            (self.signal, self.code),
+            (Some(sig), -1),
+            "death by signal\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.stdout,
+            self.stderr
         );
         self
     }

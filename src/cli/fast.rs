@@ -18,7 +18,8 @@ use std::path::PathBuf;
 
 use super::{BackoffArg, Cli, Command, GlobalArgs, HookArgs, OnStateError, PolicyArgs, RunArgs};
 use crate::config::{
-    parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_window,
+    parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_signal,
+    parse_window,
 };
 
 /// One option of `run`: how it is written, its default, its variable.
@@ -48,7 +49,7 @@ const fn opt(
 
 /// `run`'s options, as `RunArgs`, `PolicyArgs` and `HookArgs` define them
 /// (checked against clap by `option_table_matches_clap`).
-pub(super) const OPTIONS: [Opt; 25] = [
+pub(super) const OPTIONS: [Opt; 28] = [
     opt("name", Some('n'), None, ""),
     opt("threshold", Some('t'), Some("5"), "CBREAK_THRESHOLD"),
     opt("recovery", Some('r'), Some("30s"), "CBREAK_RECOVERY"),
@@ -80,6 +81,21 @@ pub(super) const OPTIONS: [Opt; 25] = [
     opt("on-half-open", None, None, "CBREAK_ON_HALF_OPEN"),
     opt("on-change", None, None, "CBREAK_ON_CHANGE"),
     opt("hook-timeout", None, Some("10s"), "CBREAK_HOOK_TIMEOUT"),
+    opt("signal", Some('s'), Some("TERM"), "CBREAK_SIGNAL"),
+    Opt {
+        long: "foreground",
+        short: None,
+        default: None,
+        env: "CBREAK_FOREGROUND",
+        flag: true,
+    },
+    Opt {
+        long: "preserve-status",
+        short: None,
+        default: None,
+        env: "CBREAK_PRESERVE_STATUS",
+        flag: true,
+    },
 ];
 
 /// `Some` when `args` (program name first) is a `cbreak run` this parser
@@ -250,6 +266,9 @@ fn build(
             min_calls: digits(value(9)?)?,
             timeout: optional(values[10], parse_duration)?,
             kill_after: dur(11)?,
+            signal: parse_signal(value(25)?).ok()?,
+            foreground: values[26].is_some(),
+            preserve_status: values[27].is_some(),
             slow: optional(values[12], parse_duration)?,
             success_codes: parse_codes(value(13)?).ok()?,
             ignore_codes: optional(values[14], parse_codes)?,
@@ -397,6 +416,10 @@ mod tests {
                 "--timeout",
                 "5s",
                 "--kill-after=1s",
+                "-s",
+                "KILL",
+                "--foreground",
+                "--preserve-status",
                 "--slow",
                 "2s",
                 "--success-codes",
@@ -506,6 +529,12 @@ mod tests {
         "5s",
         "--slow",
         "--kill-after=1s",
+        "-s",
+        "--signal",
+        "INT",
+        "9",
+        "--foreground",
+        "--preserve-status",
         "--success-codes",
         "0,2-5",
         "--ignore-codes",

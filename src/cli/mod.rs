@@ -14,7 +14,8 @@ use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::breaker::{CodeSet, Millis, Window};
 use crate::config::{
-    parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_window,
+    parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_signal,
+    parse_window,
 };
 
 /// Run commands through a circuit breaker shared by every process on the machine.
@@ -116,10 +117,16 @@ pub fn command() -> clap::Command {
 pub enum Command {
     /// Run a command through a breaker
     ///
-    /// Exit status: the command's own; 128+N if a signal N killed it; 75
-    /// (--open-exit-code) when skipped; 124 when it timed out; 125 for
-    /// cbreak's own errors; 126 when it cannot be executed; 127 when it is
-    /// not found.
+    /// Exit status: the command's own; 75 (--open-exit-code) when skipped;
+    /// 124 when it timed out; 125 for cbreak's own errors; 126 when it
+    /// cannot be executed; 127 when it is not found.
+    ///
+    /// Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to cbreak are
+    /// passed on to the command, unless they were ignored when cbreak
+    /// started (nohup). When the command died of signal N (not at a
+    /// timeout), or cbreak was stopped by one of those signals, cbreak dies
+    /// of the same signal after recording the call, as timeout(1) does: the
+    /// shell shows 128+N, and Ctrl-C stops a loop around cbreak.
     Run(RunArgs),
     /// Show one breaker, or all of them
     Status(StatusArgs),
@@ -230,19 +237,31 @@ pub struct PolicyArgs {
     #[arg(long, env = "CBREAK_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Millis>,
 
-    /// After the timeout's SIGTERM, wait this long before SIGKILL
+    /// After the timeout's signal, wait this long before SIGKILL
     #[arg(long, default_value = "5s", env = "CBREAK_KILL_AFTER", value_parser = parse_duration, value_name = "DURATION")]
     pub kill_after: Millis,
+
+    /// The signal sent at the timeout: a name (TERM, INT, KILL) or a number
+    #[arg(short, long, default_value = "TERM", env = "CBREAK_SIGNAL", value_parser = parse_signal, value_name = "SIG")]
+    pub signal: i32,
+
+    /// With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout
+    #[arg(long, env = "CBREAK_FOREGROUND", value_parser = BoolishValueParser::new())]
+    pub foreground: bool,
+
+    /// At a timeout, exit with the command's status (128+N for signal N) instead of 124
+    #[arg(long, env = "CBREAK_PRESERVE_STATUS", value_parser = BoolishValueParser::new())]
+    pub preserve_status: bool,
 
     /// Count a success that takes longer than this as a failure
     #[arg(long, env = "CBREAK_SLOW", value_parser = parse_duration, value_name = "DURATION")]
     pub slow: Option<Millis>,
 
-    /// Exit codes that are successes (e.g. 0,2-5)
+    /// Exit codes that are successes (e.g. 0,2-5; death by signal N is 128+N)
     #[arg(long, default_value = "0", env = "CBREAK_SUCCESS_CODES", value_parser = parse_codes, value_name = "LIST")]
     pub success_codes: CodeSet,
 
-    /// Exit codes that count as neither success nor failure
+    /// Exit codes that count as neither success nor failure (141: SIGPIPE)
     #[arg(long, env = "CBREAK_IGNORE_CODES", value_parser = parse_codes, value_name = "LIST")]
     pub ignore_codes: Option<CodeSet>,
 
