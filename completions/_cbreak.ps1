@@ -61,7 +61,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--ignore-codes', '--ignore-codes', [CompletionResultType]::ParameterName, 'Exit codes that count as neither success nor failure')
             [CompletionResult]::new('--backoff', '--backoff', [CompletionResultType]::ParameterName, 'How the open period grows when probes keep failing')
             [CompletionResult]::new('--backoff-factor', '--backoff-factor', [CompletionResultType]::ParameterName, 'Multiplier of the exponential backoff')
-            [CompletionResult]::new('--max-recovery', '--max-recovery', [CompletionResultType]::ParameterName, 'Longest open period with backoff')
+            [CompletionResult]::new('--max-recovery', '--max-recovery', [CompletionResultType]::ParameterName, 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]')
             [CompletionResult]::new('--jitter', '--jitter', [CompletionResultType]::ParameterName, 'Spread each open period randomly by ±PCT')
             [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Successful probes in a row that close the breaker')
             [CompletionResult]::new('--on-open', '--on-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process opens the breaker')

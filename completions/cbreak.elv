@@ -57,7 +57,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --ignore-codes 'Exit codes that count as neither success nor failure'
             cand --backoff 'How the open period grows when probes keep failing'
             cand --backoff-factor 'Multiplier of the exponential backoff'
-            cand --max-recovery 'Longest open period with backoff'
+            cand --max-recovery 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]'
             cand --jitter 'Spread each open period randomly by ±PCT'
             cand --probes 'Successful probes in a row that close the breaker'
             cand --on-open 'Shell command to run when this process opens the breaker'

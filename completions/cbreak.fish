@@ -59,7 +59,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l ignore-codes -d 'E
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff -d 'How the open period grows when probes keep failing' -r -f -a "constant\t''
 exponential\t''"
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff-factor -d 'Multiplier of the exponential backoff' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l max-recovery -d 'Longest open period with backoff' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l max-recovery -d 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l jitter -d 'Spread each open period randomly by ±PCT' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l probes -d 'Successful probes in a row that close the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-open -d 'Shell command to run when this process opens the breaker' -r

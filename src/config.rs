@@ -15,6 +15,10 @@ use crate::window::MAX_COUNT_WINDOW;
 /// (resilience4j's default).
 pub const DEFAULT_WINDOW: Window = Window::Count(100);
 
+/// The exponential backoff's cap when `--max-recovery` is not given (or
+/// `--recovery`, if that is longer).
+pub const DEFAULT_MAX_RECOVERY: Millis = 60 * 60 * 1000;
+
 /// A breaker name, checked.
 pub fn parse_name(s: &str) -> Result<String, String> {
     crate::store::validate_name(s).map(|()| s.to_string())
@@ -301,13 +305,20 @@ fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Poli
             p.success_codes.to_list()
         ));
     }
-    if p.max_recovery < recovery {
-        return Err(format!(
-            "--max-recovery {} is shorter than --recovery {}",
-            crate::output::span(p.max_recovery),
-            crate::output::span(recovery)
-        ));
-    }
+    // The cap means something only to exponential backoff; without one
+    // given, it is never below --recovery (a 6h recovery gets a 6h cap).
+    let max_recovery = match (p.backoff, p.max_recovery) {
+        (BackoffArg::Exponential, Some(max)) if max < recovery => {
+            let (max, recovery) = (crate::output::span(max), crate::output::span(recovery));
+            return Err(format!(
+                "--max-recovery {max} is shorter than --recovery {recovery}: exponential backoff \
+                 grows the open period from --recovery up to --max-recovery; give \
+                 --max-recovery {recovery} or more, or a shorter --recovery"
+            ));
+        }
+        (_, Some(max)) => max.max(recovery),
+        (_, None) => DEFAULT_MAX_RECOVERY.max(recovery),
+    };
     Ok(Policy {
         threshold: *threshold,
         recovery,
@@ -324,7 +335,7 @@ fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Poli
             BackoffArg::Exponential => Backoff::Exponential,
         },
         backoff_factor_milli: p.backoff_factor,
-        max_recovery: p.max_recovery,
+        max_recovery,
         jitter_percent: p.jitter / 100,
         probes: p.probes,
     })
@@ -412,8 +423,38 @@ mod tests {
         assert!(err(&["--probes", "0"]).contains("--probes 0"));
         assert!(err(&["--ignore-codes", "0"]).contains("overlap"));
         assert!(err(&["--threshold", "0"]).contains("--threshold 0"));
-        assert!(err(&["--max-recovery", "1s"]).contains("--max-recovery"));
+        assert!(
+            err(&["--backoff", "exponential", "--max-recovery", "1s"])
+                .contains("give --max-recovery 30s or more")
+        );
         assert!(err(&["--failure-rate", "150%"]).contains("150%"));
+    }
+
+    #[test]
+    fn max_recovery_caps_exponential_backoff_only_and_defaults_to_at_least_recovery() {
+        // The README's cron recipe: -r 6h with the default constant backoff.
+        let r = run_config(&["-r", "6h"]).unwrap();
+        assert_eq!(r.policy.recovery, 6 * 3_600_000);
+        assert_eq!(r.policy.max_recovery, 6 * 3_600_000);
+        let r = run_config(&["-r", "2h", "--backoff", "exponential"]).unwrap();
+        assert_eq!(r.policy.max_recovery, 2 * 3_600_000);
+        let r = run_config(&["-r", "10s", "--backoff", "exponential"]).unwrap();
+        assert_eq!(r.policy.max_recovery, DEFAULT_MAX_RECOVERY);
+        // A cap given with constant backoff means nothing and is no conflict.
+        assert!(run_config(&["-r", "6h", "--max-recovery", "1h"]).is_ok());
+        let e = run_config(&[
+            "-r",
+            "6h",
+            "--backoff",
+            "exponential",
+            "--max-recovery",
+            "1h",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("give --max-recovery 6h or more, or a shorter --recovery"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -410,3 +410,60 @@ fn every_option_means_the_same_from_its_variable() {
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("many"));
 }
+
+/// Regression: `-r 6h` (the README's cron recipe) and `CBREAK_RECOVERY=2h`
+/// were refused because the default `--max-recovery` was 1h, although the
+/// cap means nothing to the default constant backoff.
+#[test]
+fn a_recovery_above_an_hour_runs_with_or_without_backoff() {
+    let env = Env::new();
+    env.run(&[
+        "run",
+        "-n",
+        "offsite",
+        "-t",
+        "3",
+        "-r",
+        "6h",
+        "--timeout",
+        "2h",
+        "--",
+        "true",
+    ])
+    .success()
+    .stderr_empty();
+    env.command(&["run", "-n", "cron", "--", "true"])
+        .env("CBREAK_RECOVERY", "2h")
+        .status()
+        .map(|s| assert!(s.success()))
+        .unwrap();
+    env.run(&[
+        "run",
+        "-n",
+        "exp",
+        "-r",
+        "2h",
+        "--backoff",
+        "exponential",
+        "--",
+        "true",
+    ])
+    .success();
+    assert_eq!(env.status("exp")["policy"]["max_recovery_ms"], 7_200_000);
+    env.run(&[
+        "run",
+        "-n",
+        "x",
+        "-r",
+        "2h",
+        "--backoff",
+        "exponential",
+        "--max-recovery",
+        "1h",
+        "--",
+        "true",
+    ])
+    .code(125)
+    .one_error_line()
+    .stderr_has("give --max-recovery 2h or more, or a shorter --recovery");
+}

@@ -239,9 +239,9 @@ pub struct PolicyArgs {
     #[arg(long, default_value = "2", env = "CBREAK_BACKOFF_FACTOR", value_parser = parse_factor, value_name = "F")]
     pub backoff_factor: u32,
 
-    /// Longest open period with backoff
-    #[arg(long, default_value = "1h", env = "CBREAK_MAX_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
-    pub max_recovery: Millis,
+    /// Longest open period with exponential backoff [default: 1h, or --recovery if longer]
+    #[arg(long, env = "CBREAK_MAX_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_recovery: Option<Millis>,
 
     /// Spread each open period randomly by ±PCT
     #[arg(long, default_value = "0", env = "CBREAK_JITTER", value_parser = parse_percent, value_name = "PCT")]
