@@ -716,13 +716,15 @@ impl BreakerState {
         }
         match (self.state, ticket.probe) {
             (State::Closed, false) => {
-                if !failed {
-                    self.consecutive_failures = 0;
-                    self.push_window(false, now);
-                    return None;
-                }
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                self.push_window(true, now);
+                // Both rules are judged after every outcome, a success
+                // included (as resilience4j does): a success can leave the
+                // window at or above the rate once it holds --min-calls.
+                self.consecutive_failures = if failed {
+                    self.consecutive_failures.saturating_add(1)
+                } else {
+                    0
+                };
+                self.push_window(failed, now);
                 let threshold = u64::from(self.policy.threshold);
                 if threshold > 0 && self.consecutive_failures >= threshold {
                     return Some(
@@ -1365,20 +1367,52 @@ pub(crate) mod tests {
             "3 calls are fewer than --min-calls 4"
         );
         let (_, to) = run(&mut b, &p, &mut h, Outcome::Success);
-        assert_eq!(to, vec![], "a success never trips");
-        let (_, to) = run(&mut b, &p, &mut h, Outcome::Failure);
-        assert_eq!(to, vec![State::Open], "3 of 5 = 60% ≥ 50%");
+        assert_eq!(
+            to,
+            vec![State::Open],
+            "2 of 4 = 50% ≥ 50%: judged after a success too"
+        );
         assert_eq!(
             b.history.oldest_first()[0].reason,
             Reason::FailureRate {
-                percent: 60,
-                calls: 5
+                percent: 50,
+                calls: 4
             }
         );
         assert_eq!(
             b.window_tally(T0),
             Tally::default(),
             "the window is cleared on transition"
+        );
+    }
+
+    /// Regression (issue 12): 3 failures in 4 calls, the 4th a success,
+    /// with --failure-rate 50 --min-calls 4 stayed closed although `status`
+    /// showed 75%.
+    #[test]
+    fn failure_rate_reached_by_a_success_opens_the_breaker() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 0,
+            failure_rate: Some(5_000),
+            window: Window::Count(100),
+            min_calls: 4,
+            ..Policy::default()
+        };
+        let mut b = BreakerState::new(T0, 1, p);
+        for o in [Outcome::Failure, Outcome::Failure, Outcome::Failure] {
+            assert_eq!(run(&mut b, &p, &mut h, o).1, vec![]);
+        }
+        assert_eq!(
+            run(&mut b, &p, &mut h, Outcome::Success).1,
+            vec![State::Open]
+        );
+        assert_eq!(
+            b.history.oldest_first()[0].reason,
+            Reason::FailureRate {
+                percent: 75,
+                calls: 4
+            }
         );
     }
 

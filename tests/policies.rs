@@ -467,3 +467,37 @@ fn a_recovery_above_an_hour_runs_with_or_without_backoff() {
     .one_error_line()
     .stderr_has("give --max-recovery 2h or more, or a shorter --recovery");
 }
+
+/// Regression: the rate was judged only when a failure arrived, so 3
+/// failures and then a success in 4 calls stayed closed while `status`
+/// printed 75%.
+#[test]
+fn failure_rate_is_judged_after_a_success_too() {
+    let env = Env::new();
+    let run = |cmd: &str| {
+        env.run(&[
+            "run",
+            "-n",
+            "rate",
+            "-t",
+            "0",
+            "--failure-rate",
+            "50",
+            "--min-calls",
+            "4",
+            "--",
+            "sh",
+            "-c",
+            cmd,
+        ])
+    };
+    for _ in 0..3 {
+        run("exit 1").code(1);
+    }
+    assert_eq!(env.state_of("rate"), "closed");
+    run("exit 0")
+        .success()
+        .stderr_has("breaker 'rate' opened: failure rate 75% over 4 calls");
+    assert_eq!(env.state_of("rate"), "open");
+    run("exit 0").code(75);
+}
