@@ -72,6 +72,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'No message when skipping or changing state')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'No message when skipping or changing state')
+            [CompletionResult]::new('--quiet-skips', '--quiet-skips', [CompletionResultType]::ParameterName, 'No message when skipping, but still say when the breaker opens or closes (for cron)')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

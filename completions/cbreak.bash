@@ -467,7 +467,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__run)
-            opts="-n -t -r -q -h --name --threshold --recovery --open-exit-code --on-state-error --quiet --fallback --failure-rate --window --min-calls --timeout --kill-after --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --help"
+            opts="-n -t -r -q -h --name --threshold --recovery --open-exit-code --on-state-error --quiet --quiet-skips --fallback --failure-rate --window --min-calls --timeout --kill-after --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -68,6 +68,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
             cand -q 'No message when skipping or changing state'
             cand --quiet 'No message when skipping or changing state'
+            cand --quiet-skips 'No message when skipping, but still say when the breaker opens or closes (for cron)'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

@@ -69,6 +69,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-change -d 'Shel
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s q -l quiet -d 'No message when skipping or changing state'
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l quiet-skips -d 'No message when skipping, but still say when the breaker opens or closes (for cron)'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l color -d 'When to colour the state' -r -f -a "auto\t''

@@ -243,7 +243,7 @@ fn announce(hooks: &Hooks, quiet: bool, name: &str, t: Option<Transition>, s: &B
 
 /// The call is not run: say why, then the fallback or the open exit code.
 fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
-    if !rc.quiet {
+    if !rc.quiet && !rc.quiet_skips {
         let why = s
             .history
             .oldest_first()

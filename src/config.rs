@@ -178,6 +178,8 @@ pub struct RunConfig {
     pub open_exit_code: u8,
     pub on_state_error: OnStateError,
     pub quiet: bool,
+    /// No message on a skip; transitions are still told.
+    pub quiet_skips: bool,
     pub fallback: Option<String>,
     pub hooks: Hooks,
     pub command: Vec<OsString>,
@@ -204,6 +206,7 @@ impl Config {
                 open_exit_code: run.open_exit_code,
                 on_state_error: run.on_state_error,
                 quiet: run.quiet,
+                quiet_skips: run.quiet_skips,
                 fallback: run.fallback,
                 hooks: hooks(run.hooks),
                 command: run.command,

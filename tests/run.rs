@@ -219,3 +219,50 @@ fn trip_without_duration_is_forced_open_until_reset() {
         (Some("closed"), Some(1), Some(1))
     );
 }
+
+/// For cron, which mails any output: skips are silent, opening and
+/// closing are still told.
+#[test]
+fn quiet_skips_is_silent_on_skips_but_tells_transitions() {
+    let env = Env::new();
+    let args = |cmd: &'static str| -> Vec<&'static str> {
+        vec![
+            "run",
+            "-n",
+            "c",
+            "-t",
+            "2",
+            "-r",
+            "300ms",
+            "--quiet-skips",
+            "--",
+            "sh",
+            "-c",
+            cmd,
+        ]
+    };
+    env.run(&args("exit 1")).code(1).stderr_empty();
+    env.run(&args("exit 1"))
+        .code(1)
+        .one_error_line()
+        .stderr_has("breaker 'c' opened");
+    env.run(&args("exit 0")).code(75).stderr_empty();
+    let out = env
+        .command(&["run", "-n", "c", "--", "true"])
+        .env("CBREAK_QUIET_SKIPS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(crate::util::eventually(Duration::from_secs(5), || {
+        env.run(&["check", "c"]).code == 0
+    }));
+    env.run(&args("exit 0"))
+        .success()
+        .one_error_line()
+        .stderr_has("breaker 'c' closed");
+}

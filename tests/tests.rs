@@ -10,6 +10,7 @@ mod disk;
 mod generated;
 mod observe;
 mod policies;
+mod readme;
 mod run;
 mod signals;
 mod state_errors;

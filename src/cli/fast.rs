@@ -48,7 +48,7 @@ const fn opt(
 
 /// `run`'s options, as `RunArgs`, `PolicyArgs` and `HookArgs` define them
 /// (checked against clap by `option_table_matches_clap`).
-pub(super) const OPTIONS: [Opt; 25] = [
+pub(super) const OPTIONS: [Opt; 26] = [
     opt("name", Some('n'), None, ""),
     opt("threshold", Some('t'), Some("5"), "CBREAK_THRESHOLD"),
     opt("recovery", Some('r'), Some("30s"), "CBREAK_RECOVERY"),
@@ -80,6 +80,13 @@ pub(super) const OPTIONS: [Opt; 25] = [
     opt("on-half-open", None, None, "CBREAK_ON_HALF_OPEN"),
     opt("on-change", None, None, "CBREAK_ON_CHANGE"),
     opt("hook-timeout", None, Some("10s"), "CBREAK_HOOK_TIMEOUT"),
+    Opt {
+        long: "quiet-skips",
+        short: None,
+        default: None,
+        env: "CBREAK_QUIET_SKIPS",
+        flag: true,
+    },
 ];
 
 /// `Some` when `args` (program name first) is a `cbreak run` this parser
@@ -243,6 +250,7 @@ fn build(
             _ => return None,
         },
         quiet: values[5].is_some(),
+        quiet_skips: values[25].is_some(),
         fallback: text(6),
         policy: PolicyArgs {
             failure_rate: optional(values[7], parse_percent)?,
@@ -488,6 +496,7 @@ mod tests {
         "-q",
         "--quiet",
         "--quiet=1",
+        "--quiet-skips",
         "--failure-rate",
         "50%",
         "150%",

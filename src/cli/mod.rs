@@ -175,6 +175,10 @@ pub struct RunArgs {
     #[arg(short, long, env = "CBREAK_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
+    /// No message when skipping, but still say when the breaker opens or closes (for cron)
+    #[arg(long, env = "CBREAK_QUIET_SKIPS", value_parser = BoolishValueParser::new())]
+    pub quiet_skips: bool,
+
     /// Shell command to run instead when the call is skipped; exit with its status
     #[arg(long, env = "CBREAK_FALLBACK", value_name = "SHELL COMMAND")]
     pub fallback: Option<String>,
