@@ -212,7 +212,12 @@ fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
         OnStateError::Skip => "skipping the command (--on-state-error skip)",
         OnStateError::Fail => "not running the command (--on-state-error fail)",
     };
-    warn(&format!("breaker '{name}' unavailable: {msg}; {what}"));
+    let line = format!("breaker '{name}' unavailable: {msg}; {what}");
+    match rc.on_state_error {
+        // Exit 125 is an error, not a warning.
+        OnStateError::Fail => say(&line),
+        OnStateError::Run | OnStateError::Skip => warn(&line),
+    }
     match rc.on_state_error {
         OnStateError::Run => match spawn(&rc.command, &rc.policy) {
             Ok(f) if f.timed_out => Exit::TimedOut,

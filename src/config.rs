@@ -24,17 +24,60 @@ pub fn parse_name(s: &str) -> Result<String, String> {
     crate::store::validate_name(s).map(|()| s.to_string())
 }
 
-/// A duration: `30s`, `5m`, `1h 30m`, `250ms`; a bare number is seconds.
+/// What a duration is written with, for messages.
+const DURATION_UNITS: &str = "use ms, s, m, h or d, e.g. 250ms, 30s, 1h 30m";
+
+/// A duration: `30s`, `5m`, `1h 30m`, `250ms`, `2d`; a bare number is
+/// seconds. The units are ms, s, m, h and d (with their long forms: sec,
+/// min, hour, day...): nothing finer than a millisecond, which is all a
+/// breaker keeps, and no months or years, whose length varies.
 pub fn parse_duration(s: &str) -> Result<Millis, String> {
     let s = s.trim();
+    let too_long = || format!("too long: at most {} days", u64::MAX / 86_400_000);
     if let Ok(secs) = s.parse::<u64>() {
-        return secs
-            .checked_mul(1000)
-            .ok_or_else(|| format!("'{s}' seconds is too long"));
+        return secs.checked_mul(1000).ok_or_else(too_long);
     }
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 30s, 5m, 1h, 250ms"))?;
-    u64::try_from(d.as_millis()).map_err(|_| format!("'{s}' is too long"))
+    let bad = || format!("not a duration; {DURATION_UNITS}");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
+        rest = rest[digits..].trim_start();
+        let letters = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let unit: u64 = match &rest[..letters] {
+            "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000,
+            "d" | "day" | "days" => 86_400_000,
+            "us" | "usec" | "usecs" | "microsecond" | "microseconds" | "ns" | "nsec" | "nsecs"
+            | "nanosecond" | "nanoseconds" => {
+                return Err(format!(
+                    "finer than a millisecond: cbreak counts whole milliseconds; {DURATION_UNITS}"
+                ));
+            }
+            unit @ ("w" | "week" | "weeks" | "M" | "month" | "months" | "y" | "year" | "years") => {
+                return Err(format!("'{unit}' is not a unit here; {DURATION_UNITS}"));
+            }
+            _ => return Err(bad()),
+        };
+        rest = rest[letters..].trim_start();
+        total = n
+            .checked_mul(unit)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(too_long)?;
+    }
+    Ok(total)
 }
 
 /// A percentage above 0 and at most 100 (`50%`, `50`, `12.5`), in basis
@@ -366,9 +409,34 @@ mod tests {
         assert_eq!(parse_duration("30"), Ok(30_000));
         assert_eq!(parse_duration("250ms"), Ok(250));
         assert_eq!(parse_duration("1h 30m"), Ok(5_400_000));
-        assert!(parse_duration("soon").unwrap_err().contains("30s"));
+        assert_eq!(parse_duration("2d"), Ok(172_800_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration("10 minutes"), Ok(600_000));
+        assert_eq!(parse_duration("0"), Ok(0));
+        let soon = parse_duration("soon").unwrap_err();
+        assert!(
+            soon.contains("ms, s, m, h or d") && soon.len() < 120,
+            "{soon}"
+        );
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("5").is_ok() && parse_duration("5x").is_err());
+        assert!(parse_duration("m").is_err() && parse_duration("1h x").is_err());
         assert!(parse_duration(&u64::MAX.to_string()).is_err());
+        assert!(parse_duration("99999999999999999999ms").is_err());
+        for refused in ["1month", "1M", "2y", "1w", "1years"] {
+            assert!(
+                parse_duration(refused)
+                    .unwrap_err()
+                    .contains("is not a unit"),
+                "{refused}"
+            );
+        }
+        for fine in ["1us", "1ns", "500us"] {
+            assert!(
+                parse_duration(fine).unwrap_err().contains("millisecond"),
+                "{fine}"
+            );
+        }
     }
 
     #[test]

@@ -266,3 +266,52 @@ fn quiet_skips_is_silent_on_skips_but_tells_transitions() {
         .one_error_line()
         .stderr_has("breaker 'c' closed");
 }
+
+/// Issue 12's first-use errors, each as one line naming what is wrong,
+/// what is allowed, and the subcommand's own help.
+#[test]
+fn usage_errors_name_the_argument_what_is_allowed_and_the_help() {
+    let env = Env::new();
+    let err = |args: &[&str]| env.run(args).code(125).one_error_line().stderr;
+    let e = err(&["run", "-n", "api"]);
+    assert!(
+        e.contains("missing <COMMAND>") && e.contains("see 'cbreak run --help'"),
+        "{e}"
+    );
+    let e = err(&["run", "--on-state-error", "maybe", "--", "true"]);
+    assert!(
+        e.contains("'maybe'") && e.contains("use one of run, skip, fail"),
+        "{e}"
+    );
+    let e = err(&["run", "-t", "-1", "--", "true"]);
+    assert!(
+        !e.contains("use '-- -1'") && e.contains("-t needs a value"),
+        "{e}"
+    );
+    let e = err(&["run", "-r", "1month", "--", "true"]);
+    assert!(
+        e.contains("ms, s, m, h or d") && !e.contains("years") && e.len() < 160,
+        "{e}"
+    );
+    let e = err(&["reset"]);
+    assert!(
+        e.contains("missing <NAME>") && e.contains("'cbreak reset --help'"),
+        "{e}"
+    );
+    // A bad value from a variable is blamed on the variable.
+    let out = env
+        .command(&["run", "-n", "x", "--", "true"])
+        .env("CBREAK_THRESHOLD", "many")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("invalid value 'many' in CBREAK_THRESHOLD"),
+        "{e}"
+    );
+    // Plain `cbreak` prints usage, not an error.
+    let out = env.run(&[]).success();
+    assert!(out.stdout.contains("Usage: cbreak"), "{}", out.stdout);
+    assert_eq!(out.stderr, "");
+}

@@ -142,7 +142,9 @@ fn unusable_state_directory_fails_open_by_default() {
         "-c",
         &touch,
     ])
-    .code(125);
+    .code(125)
+    .one_error_line()
+    .stderr_has("cbreak: breaker 'x' unavailable");
     assert!(!marker.exists());
 }
 

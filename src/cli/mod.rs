@@ -5,6 +5,7 @@
 //! rest of cbreak uses; no other module sees clap.
 
 mod fast;
+pub mod usage;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
