@@ -251,7 +251,7 @@ impl Config {
                 quiet: run.quiet,
                 quiet_skips: run.quiet_skips,
                 fallback: run.fallback,
-                hooks: hooks(run.hooks),
+                hooks: hooks(run.hooks)?,
                 command: run.command,
             }),
             C::Status(s) => Action::Status {
@@ -266,10 +266,18 @@ impl Config {
                     },
                 },
             },
-            C::Trip(t) => Action::Trip {
-                name: t.name,
-                duration: t.duration,
-            },
+            C::Trip(t) => {
+                if t.duration == Some(0) {
+                    return Err(
+                        "trip --for 0 would not open the breaker at all; give at least 1ms (e.g. 1h), or leave --for out to stay open until 'cbreak reset'"
+                            .into(),
+                    );
+                }
+                Action::Trip {
+                    name: t.name,
+                    duration: t.duration,
+                }
+            }
             C::Reset(n) => Action::Reset { name: n.name },
             C::Check(n) => Action::Check { name: n.name },
             C::Record(r) => Action::Record {
@@ -280,7 +288,7 @@ impl Config {
                     OutcomeArg::Ignored => Outcome::Ignored,
                 },
                 quiet: r.quiet,
-                hooks: hooks(r.hooks),
+                hooks: hooks(r.hooks)?,
             },
             C::Disable(n) => Action::Disable { name: n.name },
             C::Enable(n) => Action::Enable { name: n.name },
@@ -296,14 +304,19 @@ impl Config {
     }
 }
 
-fn hooks(h: cli::HookArgs) -> Hooks {
-    Hooks {
+fn hooks(h: cli::HookArgs) -> Result<Hooks, String> {
+    if h.hook_timeout == 0 {
+        return Err(
+            "--hook-timeout 0 would kill every hook at once; give at least 1ms (e.g. 10s)".into(),
+        );
+    }
+    Ok(Hooks {
         on_open: h.on_open,
         on_close: h.on_close,
         on_half_open: h.on_half_open,
         on_change: h.on_change,
         timeout: h.hook_timeout,
-    }
+    })
 }
 
 fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Policy, String> {
@@ -330,6 +343,12 @@ fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Poli
     }
     if *threshold == 0 && p.failure_rate.is_none() {
         return Err("--threshold 0 turns off the consecutive rule; give --failure-rate too, or the breaker can never open (use 'cbreak disable' for metrics only)".into());
+    }
+    if recovery == 0 {
+        return Err(
+            "--recovery 0 would probe on every call while open; give at least 1ms (e.g. 30s)"
+                .into(),
+        );
     }
     if p.timeout == Some(0) {
         return Err("--timeout 0 would kill every command at once; give a duration above 0".into());
@@ -490,6 +509,9 @@ mod tests {
         );
         assert!(err(&["--window", "5"]).contains("--window needs --failure-rate"));
         assert!(err(&["--timeout", "0"]).contains("--timeout 0"));
+        assert!(err(&["--recovery", "0"]).contains("--recovery 0"));
+        assert!(err(&["-r", "0ms"]).contains("at least 1ms"));
+        assert!(err(&["--hook-timeout", "0s"]).contains("--hook-timeout 0"));
         assert!(err(&["--slow", "0s"]).contains("--slow 0"));
         assert!(err(&["--probes", "0"]).contains("--probes 0"));
         assert!(err(&["--ignore-codes", "0"]).contains("overlap"));

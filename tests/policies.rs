@@ -215,6 +215,13 @@ fn every_validation_error_names_the_option_and_exits_125() {
         (&["--jitter", "101"], "0 to 100"),
         (&["--probes", "0"], "--probes 0"),
         (&["--recovery", "soon"], "soon"),
+        // Zero where it means nothing, and anything below a millisecond.
+        (&["--recovery", "0"], "--recovery 0"),
+        (&["--recovery", "1ns"], "finer than a millisecond"),
+        (&["--recovery", "1us"], "finer than a millisecond"),
+        (&["--hook-timeout", "0"], "--hook-timeout 0"),
+        (&["--timeout", "500us"], "finer than a millisecond"),
+        (&["--recovery", "1month"], "'month' is not a unit"),
     ] {
         let mut argv = vec!["run", "-n", "v"];
         argv.extend_from_slice(args);
@@ -225,6 +232,14 @@ fn every_validation_error_names_the_option_and_exits_125() {
         !env.state().join("v").exists(),
         "nothing ran, nothing was written"
     );
+    env.run(&["trip", "v", "--for", "0"])
+        .code(125)
+        .one_error_line()
+        .stderr_has("--for 0");
+    env.run(&["record", "v", "failure", "--hook-timeout", "0"])
+        .code(125)
+        .stderr_has("--hook-timeout 0");
+    assert!(!env.state().join("v").exists());
 }
 
 #[test]
