@@ -91,6 +91,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         'cbreak;trip' {
             [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'Open for this long, then probe as usual [default: until `reset`]')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--create', '--create', [CompletionResultType]::ParameterName, 'Make the breaker if there is none of that name (e.g. before a maintenance window)')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -126,6 +127,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;disable' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--create', '--create', [CompletionResultType]::ParameterName, 'Make the breaker if there is none of that name')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')

@@ -131,7 +131,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__disable)
-            opts="-h --state-dir --allow-network-fs --help"
+            opts="-h --create --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -615,7 +615,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__trip)
-            opts="-h --for --state-dir --allow-network-fs --help"
+            opts="-h --for --create --state-dir --allow-network-fs --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

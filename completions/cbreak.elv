@@ -85,6 +85,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         &'cbreak;trip'= {
             cand --for 'Open for this long, then probe as usual [default: until `reset`]'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --create 'Make the breaker if there is none of that name (e.g. before a maintenance window)'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -116,6 +117,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         }
         &'cbreak;disable'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --create 'Make the breaker if there is none of that name'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
             cand -h 'Print help'
             cand --help 'Print help'

@@ -82,6 +82,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l allow-network-f
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l for -d 'Open for this long, then probe as usual [default: until `reset`]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l create -d 'Make the breaker if there is none of that name (e.g. before a maintenance window)'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
@@ -100,6 +101,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s q -l quiet -d '
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l create -d 'Make the breaker if there is none of that name'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F

@@ -58,16 +58,20 @@ pub fn execute(config: Config) -> Exit {
     let result = match config.action {
         Action::Run(_) => unreachable!("handled above"),
         Action::Status { name, view } => status(&store, name.as_deref(), view),
-        Action::Trip { name, duration } => update(&store, &name, |s| {
+        Action::Trip {
+            name,
+            duration,
+            create,
+        } => update(&store, &name, create, |s| {
             s.trip(duration, now_ms());
         }),
-        Action::Reset { name } => update(&store, &name, |s| {
+        Action::Reset { name } => update(&store, &name, false, |s| {
             s.reset(now_ms());
         }),
-        Action::Disable { name } => update(&store, &name, |s| {
+        Action::Disable { name, create } => update(&store, &name, create, |s| {
             s.disable(now_ms());
         }),
-        Action::Enable { name } => update(&store, &name, |s| s.enable(now_ms())),
+        Action::Enable { name } => update(&store, &name, false, |s| s.enable(now_ms())),
         Action::Check { name } => check(&store, &name),
         Action::Record {
             name,
@@ -93,11 +97,78 @@ fn fresh_state() -> BreakerState {
     )
 }
 
-fn update(store: &Store, name: &str, f: impl FnOnce(&mut BreakerState)) -> Result<Exit, Failed> {
+/// Changes an existing breaker (or, with `create`, one made now).
+fn update(
+    store: &Store,
+    name: &str,
+    create: bool,
+    f: impl FnOnce(&mut BreakerState),
+) -> Result<Exit, Failed> {
+    if !create {
+        must_exist(store, name)?;
+    }
     store
         .update(&mut None, name, fresh_state, f)
         .map(|()| Exit::Success)
         .map_err(failed)
+}
+
+/// A misspelled name must not make a new breaker and leave the real one as
+/// it was: `reset`, `enable`, `trip` and `disable` change only a breaker
+/// that exists (a `forget` between this check and the change is the one
+/// way one is made again).
+fn must_exist(store: &Store, name: &str) -> Result<(), Failed> {
+    if std::fs::symlink_metadata(store.path(name)).is_ok() {
+        return Ok(());
+    }
+    let names = store.names().unwrap_or_default();
+    let hint = match closest(name, &names) {
+        Some(other) => format!(" (did you mean '{other}'?)"),
+        None if names.is_empty() => " (there are none yet)".to_string(),
+        None => " ('cbreak list' shows them)".to_string(),
+    };
+    Err((
+        Exit::Problem,
+        format!(
+            "no breaker named '{name}' in {}{hint}; nothing was changed",
+            store.dir().display()
+        ),
+    ))
+}
+
+/// The name among `names` nearest to `name`, if one is near enough to be
+/// a slip of the keyboard.
+fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (edit_distance(name, n), n))
+        .filter(|(d, n)| *d <= (n.len().max(name.len()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n.as_str())
+}
+
+/// Levenshtein distance, counting an adjacent swap as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// A failed subcommand: how to exit and what to say.
@@ -404,4 +475,19 @@ fn metrics(store: &Store, path: Option<PathBuf>) -> Result<Exit, Failed> {
             .map_err(|e| (Exit::Error, format!("cannot write {}: {e}", path.display())))?,
     }
     Ok(if ok { Exit::Success } else { Exit::Problem })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slip_of_the_keyboard_finds_the_breaker_meant() {
+        let names = ["nightly-backup".to_string(), "api".to_string()];
+        assert_eq!(closest("nightly-bakcup", &names), Some("nightly-backup"));
+        assert_eq!(closest("apj", &names), Some("api"));
+        assert_eq!(closest("prices", &names), None);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
 }

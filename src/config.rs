@@ -178,6 +178,7 @@ pub enum Action {
     Trip {
         name: String,
         duration: Option<Millis>,
+        create: bool,
     },
     Reset {
         name: String,
@@ -193,6 +194,7 @@ pub enum Action {
     },
     Disable {
         name: String,
+        create: bool,
     },
     Enable {
         name: String,
@@ -276,6 +278,7 @@ impl Config {
                 Action::Trip {
                     name: t.name,
                     duration: t.duration,
+                    create: t.create,
                 }
             }
             C::Reset(n) => Action::Reset { name: n.name },
@@ -290,7 +293,10 @@ impl Config {
                 quiet: r.quiet,
                 hooks: hooks(r.hooks)?,
             },
-            C::Disable(n) => Action::Disable { name: n.name },
+            C::Disable(d) => Action::Disable {
+                name: d.name,
+                create: d.create,
+            },
             C::Enable(n) => Action::Enable { name: n.name },
             C::List(_) => Action::List,
             C::Forget(n) => Action::Forget { name: n.name },

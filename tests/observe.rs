@@ -156,7 +156,7 @@ fn failing_and_hanging_hooks_change_nothing_but_are_reported() {
 fn history_ring_wraps_and_recent_outcomes_match() {
     let env = Env::new();
     for _ in 0..20 {
-        env.run(&["trip", "ring"]).success();
+        env.run(&["trip", "--create", "ring"]).success();
         env.run(&["reset", "ring"]).success();
     }
     let s = env.status("ring");
@@ -188,7 +188,7 @@ fn metrics_parse_back_value_by_value() {
         .code(1);
     env.run(&["run", "-n", "m1", "-t", "2", "--", "false"])
         .code(75);
-    env.run(&["trip", "m2"]).success();
+    env.run(&["trip", "--create", "m2"]).success();
     let text = env.run(&["metrics"]).success().stdout;
     let value = |series: &str| -> f64 {
         text.lines()
@@ -234,7 +234,7 @@ fn metrics_pass_promtool_when_it_is_installed() {
     assert!(out.status.success());
     let env = Env::new();
     env.run(&["run", "-n", "p", "--", "true"]).success();
-    env.run(&["trip", "q", "--for", "1m"]).success();
+    env.run(&["trip", "--create", "q", "--for", "1m"]).success();
     let file = env.path("cbreak.prom");
     env.run(&["metrics", "--output", file.to_str().unwrap()])
         .success();

@@ -180,7 +180,7 @@ fn exponential_backoff_grows_to_its_cap_and_resets_on_close() {
 #[test]
 fn fallback_runs_instead_when_skipped() {
     let env = Env::new();
-    env.run(&["trip", "fb"]).success();
+    env.run(&["trip", "--create", "fb"]).success();
     let out = env
         .run(&[
             "run",
@@ -363,7 +363,7 @@ fn every_option_means_the_same_from_its_variable() {
         }
     }
     // The options that show in behaviour rather than in status.
-    env.run(&["trip", "t"]).success();
+    env.run(&["trip", "--create", "t"]).success();
     let out = env
         .command(&["run", "-n", "t", "--", "true"])
         .env("CBREAK_OPEN_EXIT_CODE", "9")
@@ -395,6 +395,7 @@ fn every_option_means_the_same_from_its_variable() {
     );
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "opened\n");
     // A flag's variable takes the usual words for yes and no.
+    env.run(&["run", "-n", "q", "--", "true"]).success();
     for (value, quiet) in [
         ("1", true),
         ("yes", true),

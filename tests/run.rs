@@ -63,7 +63,7 @@ fn threshold_opens_and_skips_without_running_the_command() {
 #[test]
 fn open_exit_code_and_quiet() {
     let env = Env::new();
-    env.run(&["trip", "q"]).success();
+    env.run(&["trip", "--create", "q"]).success();
     env.run(&[
         "run",
         "-n",
@@ -162,7 +162,7 @@ fn invalid_names_are_refused_with_the_rule() {
             .code(125)
             .one_error_line()
             .stderr_has("1 to 64 characters");
-        env.run(&["trip", bad]).code(125);
+        env.run(&["trip", "--create", bad]).code(125);
     }
     assert!(!env.path("escape").exists());
 }
@@ -190,7 +190,7 @@ fn default_name_is_stable_and_depends_on_every_argument() {
 #[test]
 fn trip_for_opens_then_probes() {
     let env = Env::new();
-    env.run(&["trip", "t", "--for", "1s"]).success();
+    env.run(&["trip", "--create", "t", "--for", "1s"]).success();
     env.run(&["run", "-n", "t", "--", "true"]).code(75);
     assert!(eventually(Duration::from_secs(5), || env
         .run(&["run", "-n", "t", "--", "true"])
@@ -202,9 +202,9 @@ fn trip_for_opens_then_probes() {
 #[test]
 fn trip_without_duration_is_forced_open_until_reset() {
     let env = Env::new();
-    env.run(&["trip", "fo"]).success();
+    env.run(&["trip", "--create", "fo"]).success();
     assert_eq!(env.state_of("fo"), "forced_open");
-    env.run(&["run", "-n", "fo", "-r", "0s", "--", "true"])
+    env.run(&["run", "-n", "fo", "-r", "1ms", "--", "true"])
         .code(75)
         .stderr_has("forced open (tripped by hand); 'cbreak reset fo' closes it");
     env.run(&["reset", "fo"]).success();
@@ -314,4 +314,33 @@ fn usage_errors_name_the_argument_what_is_allowed_and_the_help() {
     let out = env.run(&[]).success();
     assert!(out.stdout.contains("Usage: cbreak"), "{}", out.stdout);
     assert_eq!(out.stderr, "");
+}
+
+/// Regression: `cbreak reset nightly-bakcup` exited 0 and made a new
+/// breaker while the real one stayed open.
+#[test]
+fn changing_a_breaker_that_does_not_exist_creates_nothing_and_suggests_the_name() {
+    let env = Env::new();
+    env.run(&["run", "-n", "nightly-backup", "-t", "1", "--", "false"])
+        .code(1);
+    for verb in ["reset", "enable", "trip", "disable"] {
+        env.run(&[verb, "nightly-bakcup"])
+            .code(1)
+            .one_error_line()
+            .stderr_has("no breaker named 'nightly-bakcup'")
+            .stderr_has("(did you mean 'nightly-backup'?)");
+    }
+    env.run(&["reset", "elsewhere"])
+        .code(1)
+        .stderr_has("no breaker named 'elsewhere'");
+    assert!(!env.state().join("nightly-bakcup").exists());
+    assert!(!env.state().join("elsewhere").exists());
+    assert_eq!(env.state_of("nightly-backup"), "open");
+    let list = env.run(&["list"]).success().stdout;
+    assert_eq!(list, "nightly-backup\n");
+    // On purpose: before a maintenance window, or metrics from the start.
+    env.run(&["trip", "--create", "maint"]).success();
+    assert_eq!(env.state_of("maint"), "forced_open");
+    env.run(&["disable", "--create", "metrics-only"]).success();
+    assert_eq!(env.status("metrics-only")["mode"], "disabled");
 }

@@ -29,7 +29,9 @@ fn symlink_at_the_record_path_is_never_followed() {
         .code(4)
         .stderr_has("symlink")
         .stderr_has("running the command anyway");
-    env.run(&["trip", "linked"]).code(125).stderr_has("symlink");
+    env.run(&["trip", "--create", "linked"])
+        .code(125)
+        .stderr_has("symlink");
     assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
 }
 
@@ -198,13 +200,13 @@ fn state_directory_writable_by_everyone_is_refused() {
         .success()
         .stderr_has("writable by every user")
         .stderr_has("running the command anyway");
-    env.run(&["trip", "w"])
+    env.run(&["trip", "--create", "w"])
         .code(125)
         .stderr_has("refusing the state directory");
     assert!(!env.state().join("w").exists());
     // With the sticky bit (like /tmp) others cannot replace our records.
     std::fs::set_permissions(env.state(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    env.run(&["trip", "w"]).success();
+    env.run(&["trip", "--create", "w"]).success();
 }
 
 #[test]
@@ -223,12 +225,12 @@ fn state_directory_of_another_user_is_refused_unless_shared_by_a_group() {
         return;
     }
     chown(other, 0o755);
-    env.run(&["trip", "o"])
+    env.run(&["trip", "--create", "o"])
         .code(125)
         .stderr_has(&format!("belongs to uid {other}"));
     // setgid and group-writable: a directory shared by a group.
     chown(other, 0o2770);
-    env.run(&["trip", "o"]).success();
+    env.run(&["trip", "--create", "o"]).success();
     let mode = std::fs::metadata(env.state().join("o")).unwrap().mode() & 0o777;
     assert_eq!(
         mode, 0o660,
@@ -245,5 +247,7 @@ fn record_replaced_by_a_hard_link_is_refused() {
     env.run(&["run", "-n", "hl", "--", "true"])
         .success()
         .stderr_has("hard link");
-    env.run(&["trip", "hl"]).code(125).stderr_has("hard link");
+    env.run(&["trip", "--create", "hl"])
+        .code(125)
+        .stderr_has("hard link");
 }

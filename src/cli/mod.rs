@@ -58,7 +58,7 @@ const SUBCOMMANDS: [(&str, Build); 11] = [
     ("reset", <NameArgs as Args>::augment_args),
     ("check", <NameArgs as Args>::augment_args),
     ("record", <RecordArgs as Args>::augment_args),
-    ("disable", <NameArgs as Args>::augment_args),
+    ("disable", <DisableArgs as Args>::augment_args),
     ("enable", <NameArgs as Args>::augment_args),
     ("list", std::convert::identity),
     ("forget", <NameArgs as Args>::augment_args),
@@ -112,7 +112,7 @@ pub enum Command {
     /// Record an outcome from a script, as `run` would
     Record(RecordArgs),
     /// Metrics only: every call runs and is counted, the breaker never opens
-    Disable(NameArgs),
+    Disable(DisableArgs),
     /// Undo `disable`
     Enable(NameArgs),
     /// Print the breakers' names, one per line
@@ -309,6 +309,21 @@ pub struct TripArgs {
     /// Open for this long, then probe as usual [default: until `reset`]
     #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Millis>,
+
+    /// Make the breaker if there is none of that name (e.g. before a maintenance window)
+    #[arg(long)]
+    pub create: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DisableArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+
+    /// Make the breaker if there is none of that name
+    #[arg(long)]
+    pub create: bool,
 }
 
 #[derive(Args, Debug)]
