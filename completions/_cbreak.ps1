@@ -90,6 +90,11 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;trip' {
             [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'Open for this long, then probe as usual [default: until `reset`]')
+            [CompletionResult]::new('--on-open', '--on-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process opens the breaker')
+            [CompletionResult]::new('--on-close', '--on-close', [CompletionResultType]::ParameterName, 'Shell command to run when this process closes the breaker')
+            [CompletionResult]::new('--on-half-open', '--on-half-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process moves the breaker to half-open')
+            [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
+            [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
             [CompletionResult]::new('--create', '--create', [CompletionResultType]::ParameterName, 'Make the breaker if there is none of that name (e.g. before a maintenance window)')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
@@ -98,6 +103,11 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             break
         }
         'cbreak;reset' {
+            [CompletionResult]::new('--on-open', '--on-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process opens the breaker')
+            [CompletionResult]::new('--on-close', '--on-close', [CompletionResultType]::ParameterName, 'Shell command to run when this process closes the breaker')
+            [CompletionResult]::new('--on-half-open', '--on-half-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process moves the breaker to half-open')
+            [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
+            [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -105,6 +115,23 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             break
         }
         'cbreak;check' {
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Consecutive failures that open the breaker (0: no consecutive rule)')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Consecutive failures that open the breaker (0: no consecutive rule)')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Time open before a probe (30s, 5m, 1h; a bare number is seconds)')
+            [CompletionResult]::new('--recovery', '--recovery', [CompletionResultType]::ParameterName, 'Time open before a probe (30s, 5m, 1h; a bare number is seconds)')
+            [CompletionResult]::new('--failure-rate', '--failure-rate', [CompletionResultType]::ParameterName, 'Open when the failure rate in the window reaches PCT (50% or 50)')
+            [CompletionResult]::new('--window', '--window', [CompletionResultType]::ParameterName, 'The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]')
+            [CompletionResult]::new('--min-calls', '--min-calls', [CompletionResultType]::ParameterName, 'Calls needed in the window before the failure rate is judged')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Kill the command (and all it started) when it runs longer; exit 124')
+            [CompletionResult]::new('--kill-after', '--kill-after', [CompletionResultType]::ParameterName, 'After the timeout''s SIGTERM, wait this long before SIGKILL')
+            [CompletionResult]::new('--slow', '--slow', [CompletionResultType]::ParameterName, 'Count a success that takes longer than this as a failure')
+            [CompletionResult]::new('--success-codes', '--success-codes', [CompletionResultType]::ParameterName, 'Exit codes that are successes (e.g. 0,2-5)')
+            [CompletionResult]::new('--ignore-codes', '--ignore-codes', [CompletionResultType]::ParameterName, 'Exit codes that count as neither success nor failure')
+            [CompletionResult]::new('--backoff', '--backoff', [CompletionResultType]::ParameterName, 'How the open period grows when probes keep failing')
+            [CompletionResult]::new('--backoff-factor', '--backoff-factor', [CompletionResultType]::ParameterName, 'Multiplier of the exponential backoff')
+            [CompletionResult]::new('--max-recovery', '--max-recovery', [CompletionResultType]::ParameterName, 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]')
+            [CompletionResult]::new('--jitter', '--jitter', [CompletionResultType]::ParameterName, 'Spread each open period randomly by ±PCT')
+            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Successful probes in a row that close the breaker')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
@@ -112,6 +139,23 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             break
         }
         'cbreak;record' {
+            [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Consecutive failures that open the breaker (0: no consecutive rule)')
+            [CompletionResult]::new('--threshold', '--threshold', [CompletionResultType]::ParameterName, 'Consecutive failures that open the breaker (0: no consecutive rule)')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Time open before a probe (30s, 5m, 1h; a bare number is seconds)')
+            [CompletionResult]::new('--recovery', '--recovery', [CompletionResultType]::ParameterName, 'Time open before a probe (30s, 5m, 1h; a bare number is seconds)')
+            [CompletionResult]::new('--failure-rate', '--failure-rate', [CompletionResultType]::ParameterName, 'Open when the failure rate in the window reaches PCT (50% or 50)')
+            [CompletionResult]::new('--window', '--window', [CompletionResultType]::ParameterName, 'The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]')
+            [CompletionResult]::new('--min-calls', '--min-calls', [CompletionResultType]::ParameterName, 'Calls needed in the window before the failure rate is judged')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Kill the command (and all it started) when it runs longer; exit 124')
+            [CompletionResult]::new('--kill-after', '--kill-after', [CompletionResultType]::ParameterName, 'After the timeout''s SIGTERM, wait this long before SIGKILL')
+            [CompletionResult]::new('--slow', '--slow', [CompletionResultType]::ParameterName, 'Count a success that takes longer than this as a failure')
+            [CompletionResult]::new('--success-codes', '--success-codes', [CompletionResultType]::ParameterName, 'Exit codes that are successes (e.g. 0,2-5)')
+            [CompletionResult]::new('--ignore-codes', '--ignore-codes', [CompletionResultType]::ParameterName, 'Exit codes that count as neither success nor failure')
+            [CompletionResult]::new('--backoff', '--backoff', [CompletionResultType]::ParameterName, 'How the open period grows when probes keep failing')
+            [CompletionResult]::new('--backoff-factor', '--backoff-factor', [CompletionResultType]::ParameterName, 'Multiplier of the exponential backoff')
+            [CompletionResult]::new('--max-recovery', '--max-recovery', [CompletionResultType]::ParameterName, 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]')
+            [CompletionResult]::new('--jitter', '--jitter', [CompletionResultType]::ParameterName, 'Spread each open period randomly by ±PCT')
+            [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Successful probes in a row that close the breaker')
             [CompletionResult]::new('--on-open', '--on-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process opens the breaker')
             [CompletionResult]::new('--on-close', '--on-close', [CompletionResultType]::ParameterName, 'Shell command to run when this process closes the breaker')
             [CompletionResult]::new('--on-half-open', '--on-half-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process moves the breaker to half-open')
@@ -126,6 +170,11 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             break
         }
         'cbreak;disable' {
+            [CompletionResult]::new('--on-open', '--on-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process opens the breaker')
+            [CompletionResult]::new('--on-close', '--on-close', [CompletionResultType]::ParameterName, 'Shell command to run when this process closes the breaker')
+            [CompletionResult]::new('--on-half-open', '--on-half-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process moves the breaker to half-open')
+            [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
+            [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
             [CompletionResult]::new('--create', '--create', [CompletionResultType]::ParameterName, 'Make the breaker if there is none of that name')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
@@ -134,6 +183,11 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             break
         }
         'cbreak;enable' {
+            [CompletionResult]::new('--on-open', '--on-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process opens the breaker')
+            [CompletionResult]::new('--on-close', '--on-close', [CompletionResultType]::ParameterName, 'Shell command to run when this process closes the breaker')
+            [CompletionResult]::new('--on-half-open', '--on-half-open', [CompletionResultType]::ParameterName, 'Shell command to run when this process moves the breaker to half-open')
+            [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
+            [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
             [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')

@@ -81,16 +81,58 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l ascii -d 'Plain
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l for -d 'Open for this long, then probe as usual [default: until `reset`]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l create -d 'Make the breaker if there is none of that name (e.g. before a maintenance window)'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s t -l threshold -d 'Consecutive failures that open the breaker (0: no consecutive rule)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s r -l recovery -d 'Time open before a probe (30s, 5m, 1h; a bare number is seconds)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l failure-rate -d 'Open when the failure rate in the window reaches PCT (50% or 50)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l window -d 'The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l min-calls -d 'Calls needed in the window before the failure rate is judged' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l timeout -d 'Kill the command (and all it started) when it runs longer; exit 124' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l kill-after -d 'After the timeout\'s SIGTERM, wait this long before SIGKILL' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l slow -d 'Count a success that takes longer than this as a failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l success-codes -d 'Exit codes that are successes (e.g. 0,2-5)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l ignore-codes -d 'Exit codes that count as neither success nor failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l backoff -d 'How the open period grows when probes keep failing' -r -f -a "constant\t''
+exponential\t''"
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l backoff-factor -d 'Multiplier of the exponential backoff' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l max-recovery -d 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l jitter -d 'Spread each open period randomly by ±PCT' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l probes -d 'Successful probes in a row that close the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s t -l threshold -d 'Consecutive failures that open the breaker (0: no consecutive rule)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s r -l recovery -d 'Time open before a probe (30s, 5m, 1h; a bare number is seconds)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l failure-rate -d 'Open when the failure rate in the window reaches PCT (50% or 50)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l window -d 'The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l min-calls -d 'Calls needed in the window before the failure rate is judged' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l timeout -d 'Kill the command (and all it started) when it runs longer; exit 124' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l kill-after -d 'After the timeout\'s SIGTERM, wait this long before SIGKILL' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l slow -d 'Count a success that takes longer than this as a failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l success-codes -d 'Exit codes that are successes (e.g. 0,2-5)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l ignore-codes -d 'Exit codes that count as neither success nor failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l backoff -d 'How the open period grows when probes keep failing' -r -f -a "constant\t''
+exponential\t''"
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l backoff-factor -d 'Multiplier of the exponential backoff' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l max-recovery -d 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l jitter -d 'Spread each open period randomly by ±PCT' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l probes -d 'Successful probes in a row that close the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-open -d 'Shell command to run when this process opens the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-close -d 'Shell command to run when this process closes the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
@@ -100,10 +142,20 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l state-dir -d 'D
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s q -l quiet -d 'No message when changing state'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l create -d 'Make the breaker if there is none of that name'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -s h -l help -d 'Print help'

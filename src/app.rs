@@ -62,23 +62,30 @@ pub fn execute(config: Config) -> Exit {
             name,
             duration,
             create,
-        } => update(&store, &name, create, |s| {
-            s.trip(duration, now_ms());
+            hooks,
+        } => update(&store, &name, create, &hooks, |s| {
+            s.trip(duration, now_ms())
         }),
-        Action::Reset { name } => update(&store, &name, false, |s| {
-            s.reset(now_ms());
+        Action::Reset { name, hooks } => {
+            update(&store, &name, false, &hooks, |s| s.reset(now_ms()))
+        }
+        Action::Disable {
+            name,
+            create,
+            hooks,
+        } => update(&store, &name, create, &hooks, |s| s.disable(now_ms())),
+        Action::Enable { name, hooks } => update(&store, &name, false, &hooks, |s| {
+            s.enable(now_ms());
+            None
         }),
-        Action::Disable { name, create } => update(&store, &name, create, |s| {
-            s.disable(now_ms());
-        }),
-        Action::Enable { name } => update(&store, &name, false, |s| s.enable(now_ms())),
-        Action::Check { name } => check(&store, &name),
+        Action::Check { name, policy } => check(&store, &name, &policy),
         Action::Record {
             name,
             outcome,
             quiet,
+            policy,
             hooks,
-        } => record(&store, &name, outcome, quiet, &hooks),
+        } => record(&store, &name, outcome, quiet, &policy, &hooks),
         Action::List => list(&store),
         Action::Forget { name } => store.forget(&name).map(|()| Exit::Success).map_err(failed),
         Action::Metrics { output } => metrics(&store, output),
@@ -97,20 +104,26 @@ fn fresh_state() -> BreakerState {
     )
 }
 
-/// Changes an existing breaker (or, with `create`, one made now).
+/// Changes an existing breaker (or, with `create`, one made now) by hand,
+/// and fires the hooks of the transition that makes, once the record is
+/// unlocked. These commands print nothing: the user asked for the change.
 fn update(
     store: &Store,
     name: &str,
     create: bool,
-    f: impl FnOnce(&mut BreakerState),
+    hooks: &Hooks,
+    f: impl FnOnce(&mut BreakerState) -> Option<Transition>,
 ) -> Result<Exit, Failed> {
     if !create {
         must_exist(store, name)?;
     }
-    store
-        .update(&mut None, name, fresh_state, f)
-        .map(|()| Exit::Success)
-        .map_err(failed)
+    let (transition, state) = store
+        .update(&mut None, name, fresh_state, |s| (f(s), *s))
+        .map_err(failed)?;
+    if let Some(t) = transition {
+        crate::hooks::fire(hooks, name, &t, &state);
+    }
+    Ok(Exit::Success)
 }
 
 /// A misspelled name must not make a new breaker and leave the real one as
@@ -154,8 +167,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -295,7 +308,8 @@ fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
             Ok(f) => Exit::Child(f.status.exit_code()),
             Err(exit) => exit,
         },
-        OnStateError::Skip => Exit::Skipped(rc.open_exit_code),
+        // As if the breaker were open: the fallback, if there is one.
+        OnStateError::Skip => fallback(rc),
         OnStateError::Fail => Exit::Error,
     }
 }
@@ -341,6 +355,12 @@ fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
         };
         say(&format!("skipped '{}': {msg}", program(&rc.command)));
     }
+    fallback(rc)
+}
+
+/// A skipped call ends: `--fallback` runs and gives the status, or cbreak
+/// exits with the open exit code.
+fn fallback(rc: &RunConfig) -> Exit {
     match &rc.fallback {
         None => Exit::Skipped(rc.open_exit_code),
         Some(cmd) => {
@@ -419,13 +439,13 @@ fn read_all(store: &Store) -> Result<(Vec<(String, BreakerState)>, bool), Failed
     Ok((breakers, ok))
 }
 
-fn check(store: &Store, name: &str) -> Result<Exit, Failed> {
+fn check(store: &Store, name: &str, policy: &crate::breaker::Policy) -> Result<Exit, Failed> {
     let s = match store.read(name) {
         Ok(s) => s,
         Err(StoreError::NotFound { .. }) => return Ok(Exit::Success),
         Err(e) => return Err(failed(e)),
     };
-    Ok(if s.would_admit(&mut System::new()) {
+    Ok(if s.would_admit(policy, &mut System::new()) {
         Exit::Success
     } else {
         Exit::Skipped(75)
@@ -437,6 +457,7 @@ fn record(
     name: &str,
     outcome: crate::breaker::Outcome,
     quiet: bool,
+    policy: &crate::breaker::Policy,
     hooks: &Hooks,
 ) -> Result<Exit, Failed> {
     let mut host = System::new();
@@ -445,12 +466,14 @@ fn record(
         slow: false,
         timed_out: false,
     };
-    let (transitions, state) = store
-        .update(&mut None, name, fresh_state, |s| {
-            (s.record_external(call, &mut host), *s)
+    let fresh = || BreakerState::new(now_ms(), std::process::id(), *policy);
+    let made = store
+        .update(&mut None, name, fresh, |s| {
+            s.record_external(policy, call, &mut host)
         })
         .map_err(failed)?;
-    for t in transitions {
+    // Each hook sees the state its own transition left.
+    for (t, state) in made {
         announce(hooks, quiet, name, Some(t), &state);
     }
     Ok(Exit::Success)

@@ -581,9 +581,11 @@ impl BreakerState {
         (admission, transition)
     }
 
-    /// Would a call be admitted now? Changes nothing (`cbreak check`).
-    pub fn would_admit(&self, host: &mut impl Host) -> bool {
+    /// Would a call under `policy` be admitted now? Changes nothing
+    /// (`cbreak check`).
+    pub fn would_admit(&self, policy: &Policy, host: &mut impl Host) -> bool {
         let mut copy = *self;
+        copy.adopt(policy);
         matches!(copy.decide(host, false).0, Admission::Run(_))
     }
 
@@ -774,10 +776,21 @@ impl BreakerState {
     }
 
     /// Records an outcome that a script reports (`cbreak record`), as if the
-    /// call had been admitted now and had just ended. An outcome reported
-    /// while the breaker would reject counts in the lifetime counters only.
-    pub fn record_external(&mut self, call: Call, host: &mut impl Host) -> Vec<Transition> {
+    /// call had been admitted now under `policy` and had just ended. An
+    /// outcome reported while the breaker would reject counts in the
+    /// lifetime counters only. Each transition comes with the state it left
+    /// (for its hooks).
+    pub fn record_external(
+        &mut self,
+        policy: &Policy,
+        call: Call,
+        host: &mut impl Host,
+    ) -> Vec<(Transition, BreakerState)> {
+        self.adopt(policy);
+        self.updated_at = host.now();
         let (admission, first) = self.decide(host, true);
+        let mut made: Vec<(Transition, BreakerState)> =
+            first.into_iter().map(|t| (t, *self)).collect();
         let ticket = match admission {
             Admission::Run(ticket) => ticket,
             Admission::Reject(_) => Ticket {
@@ -785,10 +798,10 @@ impl BreakerState {
                 probe: false,
             },
         };
-        first
-            .into_iter()
-            .chain(self.record(ticket, call, host))
-            .collect()
+        if let Some(t) = self.record(ticket, call, host) {
+            made.push((t, *self));
+        }
+        made
     }
 
     /// Gives back a probe slot without an outcome: the call was cancelled,
@@ -1573,11 +1586,11 @@ pub(crate) mod tests {
     #[test]
     fn would_admit_changes_nothing() {
         let mut h = FakeHost::at(T0);
-        let (b, _) = tripped(1, 1000, &mut h);
+        let (b, p) = tripped(1, 1000, &mut h);
         let before = b;
-        assert!(!b.would_admit(&mut h));
+        assert!(!b.would_admit(&p, &mut h));
         h.now = T0 + 1000;
-        assert!(b.would_admit(&mut h));
+        assert!(b.would_admit(&p, &mut h));
         assert_eq!(b, before);
     }
 

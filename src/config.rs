@@ -179,25 +179,31 @@ pub enum Action {
         name: String,
         duration: Option<Millis>,
         create: bool,
+        hooks: Hooks,
     },
     Reset {
         name: String,
+        hooks: Hooks,
     },
     Check {
         name: String,
+        policy: Policy,
     },
     Record {
         name: String,
         outcome: Outcome,
         quiet: bool,
+        policy: Policy,
         hooks: Hooks,
     },
     Disable {
         name: String,
         create: bool,
+        hooks: Hooks,
     },
     Enable {
         name: String,
+        hooks: Hooks,
     },
     List,
     Forget {
@@ -279,10 +285,17 @@ impl Config {
                     name: t.name,
                     duration: t.duration,
                     create: t.create,
+                    hooks: hooks(t.hooks)?,
                 }
             }
-            C::Reset(n) => Action::Reset { name: n.name },
-            C::Check(n) => Action::Check { name: n.name },
+            C::Reset(c) => Action::Reset {
+                name: c.name,
+                hooks: hooks(c.hooks)?,
+            },
+            C::Check(c) => Action::Check {
+                name: c.name,
+                policy: policy(&c.rules.threshold, c.rules.recovery, &c.policy)?,
+            },
             C::Record(r) => Action::Record {
                 name: r.name,
                 outcome: match r.outcome {
@@ -291,13 +304,18 @@ impl Config {
                     OutcomeArg::Ignored => Outcome::Ignored,
                 },
                 quiet: r.quiet,
+                policy: policy(&r.rules.threshold, r.rules.recovery, &r.policy)?,
                 hooks: hooks(r.hooks)?,
             },
             C::Disable(d) => Action::Disable {
                 name: d.name,
                 create: d.create,
+                hooks: hooks(d.hooks)?,
             },
-            C::Enable(n) => Action::Enable { name: n.name },
+            C::Enable(c) => Action::Enable {
+                name: c.name,
+                hooks: hooks(c.hooks)?,
+            },
             C::List(_) => Action::List,
             C::Forget(n) => Action::Forget { name: n.name },
             C::Metrics(m) => Action::Metrics { output: m.output },

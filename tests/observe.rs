@@ -258,3 +258,130 @@ fn metrics_pass_promtool_when_it_is_installed() {
             .all(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
     );
 }
+
+/// Hooks fire once per transition whichever command makes it: `trip`,
+/// `reset`, `disable` and `enable` take the hook options and variables.
+#[test]
+fn hand_made_transitions_fire_hooks_once_each() {
+    let env = Env::new();
+    let log = env.path("hooks.log");
+    let hook = format!(
+        "echo \"$CBREAK_PREVIOUS_STATE>$CBREAK_STATE $CBREAK_REASON\" >> {}",
+        log.display()
+    );
+    let with = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["--on-change", &hook]);
+        env.run(&a).success();
+    };
+    with(&["trip", "--create", "h"]);
+    with(&["trip", "h"]); // already forced open: no transition, no hook
+    with(&["reset", "h"]);
+    with(&["reset", "h"]); // already closed
+    with(&["trip", "h", "--for", "1h"]);
+    with(&["disable", "h"]);
+    with(&["enable", "h"]); // a mode, not a transition
+    // The variables work as on `run` (a crontab sets them once).
+    env.command(&["trip", "h"])
+        .env("CBREAK_ON_OPEN", &hook)
+        .status()
+        .unwrap();
+    assert_eq!(
+        lines(&log),
+        [
+            "closed>forced_open tripped by hand",
+            "forced_open>closed reset",
+            "closed>open tripped by hand for 1h",
+            "open>closed disabled",
+            "closed>forced_open tripped by hand",
+        ]
+    );
+}
+
+/// `record` fires each transition's hooks with that transition's state:
+/// open -> half-open (opened_at still set) then half-open -> closed.
+#[test]
+fn record_gives_each_hook_its_own_transitions_environment() {
+    let env = Env::new();
+    env.run(&["record", "r", "failure", "-t", "1", "-r", "100ms"])
+        .success()
+        .stderr_has("breaker 'r' opened");
+    let log = env.path("hooks.log");
+    let hook = format!(
+        "echo \"$CBREAK_STATE opened_at=$CBREAK_OPENED_AT\" >> {}",
+        log.display()
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    env.run(&[
+        "record",
+        "r",
+        "success",
+        "-t",
+        "1",
+        "-r",
+        "100ms",
+        "--on-change",
+        &hook,
+    ])
+    .success()
+    .stderr_has("breaker 'r' closed: probe succeeded");
+    let got = lines(&log);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let opened = got[0].strip_prefix("half_open opened_at=").unwrap();
+    assert!(opened.ends_with('Z') && opened.len() > 20, "{got:?}");
+    assert_eq!(got[1], "closed opened_at=");
+}
+
+/// Regression: `record` took no policy, so a breaker driven by
+/// `check`/`record` was stuck at 5 failures and 30 s.
+#[test]
+fn record_and_check_take_the_policy_like_run() {
+    let env = Env::new();
+    for _ in 0..2 {
+        env.command(&["record", "p", "failure", "-q"])
+            .env("CBREAK_THRESHOLD", "2")
+            .env("CBREAK_RECOVERY", "10m")
+            .status()
+            .unwrap();
+    }
+    let s = env.status("p");
+    assert_eq!(
+        (s["state"].as_str(), s["threshold"].as_u64()),
+        (Some("open"), Some(2))
+    );
+    assert_eq!(s["base_recovery_ms"], 600_000);
+    env.run(&["check", "p", "-t", "2", "-r", "10m"]).code(75);
+    env.run(&[
+        "record",
+        "q",
+        "failure",
+        "--failure-rate",
+        "50",
+        "--min-calls",
+        "2",
+        "-t",
+        "0",
+        "-q",
+    ])
+    .success();
+    env.run(&[
+        "record",
+        "q",
+        "success",
+        "--failure-rate",
+        "50",
+        "--min-calls",
+        "2",
+        "-t",
+        "0",
+    ])
+    .success()
+    .stderr_has("opened: failure rate 50% over 2 calls");
+    // Checked as on `run`.
+    env.run(&["check", "q", "--window", "5"])
+        .code(125)
+        .stderr_has("--window needs --failure-rate");
+    env.run(&["record", "q", "success", "-r", "0"])
+        .code(125)
+        .stderr_has("--recovery 0");
+}

@@ -251,3 +251,26 @@ fn record_replaced_by_a_hard_link_is_refused() {
         .code(125)
         .stderr_has("hard link");
 }
+
+/// `--on-state-error skip` acts as if the breaker were open, fallback
+/// included.
+#[test]
+fn on_state_error_skip_runs_the_fallback() {
+    let env = Env::new();
+    std::fs::write(env.state(), b"not a directory").unwrap();
+    let out = env
+        .run(&[
+            "run",
+            "-n",
+            "x",
+            "--on-state-error",
+            "skip",
+            "--fallback",
+            "echo from-cache; exit 3",
+            "--",
+            "echo live",
+        ])
+        .code(3)
+        .stderr_has("skipping the command (--on-state-error skip)");
+    assert_eq!(out.stdout, "from-cache\n");
+}

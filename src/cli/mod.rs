@@ -55,11 +55,11 @@ const SUBCOMMANDS: [(&str, Build); 11] = [
     ("run", <RunArgs as Args>::augment_args),
     ("status", <StatusArgs as Args>::augment_args),
     ("trip", <TripArgs as Args>::augment_args),
-    ("reset", <NameArgs as Args>::augment_args),
-    ("check", <NameArgs as Args>::augment_args),
+    ("reset", <ChangeArgs as Args>::augment_args),
+    ("check", <CheckArgs as Args>::augment_args),
     ("record", <RecordArgs as Args>::augment_args),
     ("disable", <DisableArgs as Args>::augment_args),
-    ("enable", <NameArgs as Args>::augment_args),
+    ("enable", <ChangeArgs as Args>::augment_args),
     ("list", std::convert::identity),
     ("forget", <NameArgs as Args>::augment_args),
     ("metrics", <MetricsArgs as Args>::augment_args),
@@ -106,15 +106,15 @@ pub enum Command {
     /// Force a breaker open: until `reset`, or for a while with --for
     Trip(TripArgs),
     /// Close a breaker and forget its failures
-    Reset(NameArgs),
+    Reset(ChangeArgs),
     /// Exit 0 if a call would run now, 75 if it would be skipped; change nothing
-    Check(NameArgs),
+    Check(CheckArgs),
     /// Record an outcome from a script, as `run` would
     Record(RecordArgs),
     /// Metrics only: every call runs and is counted, the breaker never opens
     Disable(DisableArgs),
     /// Undo `disable`
-    Enable(NameArgs),
+    Enable(ChangeArgs),
     /// Print the breakers' names, one per line
     List(ListArgs),
     /// Delete a breaker's record
@@ -131,6 +131,49 @@ pub struct NameArgs {
     /// Breaker name
     #[arg(value_parser = parse_name)]
     pub name: String,
+}
+
+/// A breaker changed by hand: `reset`, `enable`.
+#[derive(Args, Debug)]
+pub struct ChangeArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+/// The two rules `run` takes outside [`PolicyArgs`], for `check` and
+/// `record`, with the same defaults and variables.
+#[derive(Args, Debug)]
+pub struct RuleArgs {
+    /// Consecutive failures that open the breaker (0: no consecutive rule)
+    #[arg(
+        short,
+        long,
+        default_value = "5",
+        env = "CBREAK_THRESHOLD",
+        value_name = "N"
+    )]
+    pub threshold: u32,
+
+    /// Time open before a probe (30s, 5m, 1h; a bare number is seconds)
+    #[arg(short, long, default_value = "30s", env = "CBREAK_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
+    pub recovery: Millis,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 #[derive(Args, Debug)]
@@ -313,6 +356,9 @@ pub struct TripArgs {
     /// Make the breaker if there is none of that name (e.g. before a maintenance window)
     #[arg(long)]
     pub create: bool,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
 }
 
 #[derive(Args, Debug)]
@@ -324,6 +370,9 @@ pub struct DisableArgs {
     /// Make the breaker if there is none of that name
     #[arg(long)]
     pub create: bool,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
 }
 
 #[derive(Args, Debug)]
@@ -339,6 +388,12 @@ pub struct RecordArgs {
     /// No message when changing state
     #[arg(short, long, env = "CBREAK_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
     #[command(flatten)]
     pub hooks: HookArgs,
