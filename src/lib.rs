@@ -44,7 +44,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Exit {
     match config::Config::from_cli(cli) {
         Ok(config) => app::execute(config),
         Err(msg) => {
-            output::say(&msg);
+            output::say(&cli::usage::name_variables(&msg, &args));
             Exit::Error
         }
     }

@@ -310,6 +310,27 @@ fn usage_errors_name_the_argument_what_is_allowed_and_the_help() {
         e.contains("invalid value 'many' in CBREAK_THRESHOLD"),
         "{e}"
     );
+    let out = env
+        .command(&["run", "-n", "x", "--", "true"])
+        .env("CBREAK_QUIET", "maybe")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("in CBREAK_QUIET") && e.contains("yes or no"),
+        "{e}"
+    );
+    // So is a check across options.
+    let out = env
+        .command(&["run", "-n", "x", "--", "true"])
+        .env("CBREAK_RECOVERY", "0")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("--recovery 0") && e.ends_with("(from CBREAK_RECOVERY)\n"),
+        "{e}"
+    );
     // Plain `cbreak` prints usage, not an error.
     let out = env.run(&[]).success();
     assert!(out.stdout.contains("Usage: cbreak"), "{}", out.stdout);

@@ -143,6 +143,30 @@ pub fn explain(e: &clap::Error, args: &[OsString]) -> Usage {
     Usage::Error(msg)
 }
 
+/// `msg`, a check that spans options (from `config`), with the variables
+/// named that set any of the options it names without the command line.
+pub fn name_variables(msg: &str, args: &[OsString]) -> String {
+    let words: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let sub = subcommand(&words);
+    let mut vars: Vec<String> = Vec::new();
+    for flag in msg.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+        if flag.starts_with("--")
+            && let Some(var) = from_variable(sub.as_deref(), flag, &words)
+            && !vars.contains(&var)
+        {
+            vars.push(var);
+        }
+    }
+    match vars.as_slice() {
+        [] => msg.to_string(),
+        vars => format!("{msg} (from {})", vars.join(", ")),
+    }
+}
+
 /// The subcommand the user meant: the first word that names one, after
 /// the global options.
 fn subcommand(words: &[String]) -> Option<String> {
@@ -218,6 +242,10 @@ fn reason(source: &(dyn std::error::Error + 'static)) -> String {
             IntErrorKind::Empty => "a number is needed".into(),
             _ => "use a whole number, 0 or more".into(),
         },
+        // BoolishValueParser's words, for a flag's variable.
+        None if source.to_string() == "value was not a boolean" => {
+            "use 1 or 0, yes or no, true or false, on or off".into()
+        }
         None => source.to_string(),
     }
 }
