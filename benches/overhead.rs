@@ -204,7 +204,7 @@ fn main() {
     let lock_s = lock.to_string_lossy().into_owned();
     let env: &[(&str, &Path)] = &[("CBREAK_STATE_DIR", &state)];
     let trip = Command::new(&cbreak)
-        .args(["trip", "tripped"])
+        .args(["trip", "--create", "tripped"])
         .env("CBREAK_STATE_DIR", &state)
         .status()
         .unwrap();

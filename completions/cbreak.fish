@@ -61,7 +61,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l ignore-codes -d 'E
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff -d 'How the open period grows when probes keep failing' -r -f -a "constant\t''
 exponential\t''"
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l backoff-factor -d 'Multiplier of the exponential backoff' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l max-recovery -d 'Longest open period with backoff' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l max-recovery -d 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l jitter -d 'Spread each open period randomly by ±PCT' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l probes -d 'Successful probes in a row that close the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-open -d 'Shell command to run when this process opens the breaker' -r
@@ -72,6 +72,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l hook-timeout -d 'L
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s q -l quiet -d 'No message when skipping or changing state'
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l quiet-skips -d 'No message when skipping, but still say when the breaker opens or closes (for cron)'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l foreground -d 'With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l preserve-status -d 'At a timeout, exit with the command\'s status (128+N for signal N) instead of 124'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
@@ -86,10 +87,21 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l ascii -d 'Plain
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l for -d 'Open for this long, then probe as usual [default: until `reset`]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l create -d 'Make the breaker if there is none of that name (e.g. before a maintenance window)'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
@@ -97,10 +109,46 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -s h -l help -d 'Pr
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l on-state-error -d 'When the state cannot be used: run (exit 0, as `run` would run the command), skip (exit 75) or fail (exit 125)' -r -f -a "run\t'Warn and run the command anyway (fail open)'
 skip\t'Warn and skip the command, as if the breaker were open'
 fail\t'Exit 125 without running the command'"
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s t -l threshold -d 'Consecutive failures that open the breaker (0: no consecutive rule)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s r -l recovery -d 'Time open before a probe (30s, 5m, 1h; a bare number is seconds)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l failure-rate -d 'Open when the failure rate in the window reaches PCT (50% or 50)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l window -d 'The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l min-calls -d 'Calls needed in the window before the failure rate is judged' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l timeout -d 'Kill the command (and all it started) when it runs longer; exit 124' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l kill-after -d 'After the timeout\'s signal, wait this long before SIGKILL' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s s -l signal -d 'The signal sent at the timeout: a name (TERM, INT, KILL) or a number' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l slow -d 'Count a success that takes longer than this as a failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l success-codes -d 'Exit codes that are successes (e.g. 0,2-5; death by signal N is 128+N)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l ignore-codes -d 'Exit codes that count as neither success nor failure (141: SIGPIPE)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l backoff -d 'How the open period grows when probes keep failing' -r -f -a "constant\t''
+exponential\t''"
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l backoff-factor -d 'Multiplier of the exponential backoff' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l max-recovery -d 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l jitter -d 'Spread each open period randomly by ±PCT' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l probes -d 'Successful probes in a row that close the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l foreground -d 'With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout'
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l preserve-status -d 'At a timeout, exit with the command\'s status (128+N for signal N) instead of 124'
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s t -l threshold -d 'Consecutive failures that open the breaker (0: no consecutive rule)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s r -l recovery -d 'Time open before a probe (30s, 5m, 1h; a bare number is seconds)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l failure-rate -d 'Open when the failure rate in the window reaches PCT (50% or 50)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l window -d 'The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l min-calls -d 'Calls needed in the window before the failure rate is judged' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l timeout -d 'Kill the command (and all it started) when it runs longer; exit 124' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l kill-after -d 'After the timeout\'s signal, wait this long before SIGKILL' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s s -l signal -d 'The signal sent at the timeout: a name (TERM, INT, KILL) or a number' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l slow -d 'Count a success that takes longer than this as a failure' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l success-codes -d 'Exit codes that are successes (e.g. 0,2-5; death by signal N is 128+N)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l ignore-codes -d 'Exit codes that count as neither success nor failure (141: SIGPIPE)' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l backoff -d 'How the open period grows when probes keep failing' -r -f -a "constant\t''
+exponential\t''"
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l backoff-factor -d 'Multiplier of the exponential backoff' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l max-recovery -d 'Longest open period with exponential backoff [default: 1h, or --recovery if longer]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l jitter -d 'Spread each open period randomly by ±PCT' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l probes -d 'Successful probes in a row that close the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-open -d 'Shell command to run when this process opens the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-close -d 'Shell command to run when this process closes the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
@@ -109,12 +157,25 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l hook-timeout -d
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s q -l quiet -d 'No message when changing state'
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l foreground -d 'With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout'
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l preserve-status -d 'At a timeout, exit with the command\'s status (128+N for signal N) instead of 124'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l create -d 'Make the breaker if there is none of that name'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-open -d 'Shell command to run when this process opens the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-close -d 'Shell command to run when this process closes the breaker' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-change -d 'Shell command to run on any transition this process makes' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'

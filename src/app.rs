@@ -60,8 +60,9 @@ pub fn execute(config: Config) -> Exit {
         // state cannot be used.
         Action::Check {
             name,
+            policy,
             on_state_error,
-        } => return check(store, &name, on_state_error),
+        } => return check(store, &name, &policy, on_state_error),
         _ => {}
     }
     let store = match store {
@@ -74,22 +75,33 @@ pub fn execute(config: Config) -> Exit {
     let result = match config.action {
         Action::Run(_) | Action::Check { .. } => unreachable!("handled above"),
         Action::Status { name, view } => status(&store, name.as_deref(), view),
-        Action::Trip { name, duration } => update(&store, &name, |s| {
-            s.trip(duration, now_ms());
+        Action::Trip {
+            name,
+            duration,
+            create,
+            hooks,
+        } => update(&store, &name, create, &hooks, |s| {
+            s.trip(duration, now_ms())
         }),
-        Action::Reset { name } => update(&store, &name, |s| {
-            s.reset(now_ms());
+        Action::Reset { name, hooks } => {
+            update(&store, &name, false, &hooks, |s| s.reset(now_ms()))
+        }
+        Action::Disable {
+            name,
+            create,
+            hooks,
+        } => update(&store, &name, create, &hooks, |s| s.disable(now_ms())),
+        Action::Enable { name, hooks } => update(&store, &name, false, &hooks, |s| {
+            s.enable(now_ms());
+            None
         }),
-        Action::Disable { name } => update(&store, &name, |s| {
-            s.disable(now_ms());
-        }),
-        Action::Enable { name } => update(&store, &name, |s| s.enable(now_ms())),
         Action::Record {
             name,
             outcome,
             quiet,
+            policy,
             hooks,
-        } => record(&store, &name, outcome, quiet, &hooks),
+        } => record(&store, &name, outcome, quiet, &policy, &hooks),
         Action::List => list(&store),
         Action::Forget { name } => store.forget(&name).map(|()| Exit::Success).map_err(failed),
         Action::Metrics { output } => metrics(&store, output),
@@ -117,11 +129,84 @@ fn fresh_state() -> BreakerState {
     )
 }
 
-fn update(store: &Store, name: &str, f: impl FnOnce(&mut BreakerState)) -> Result<Exit, Failed> {
-    store
-        .update(&mut None, name, fresh_state, f)
-        .map(|()| Exit::Success)
-        .map_err(failed)
+/// Changes an existing breaker (or, with `create`, one made now) by hand,
+/// and fires the hooks of the transition that makes, once the record is
+/// unlocked. These commands print nothing: the user asked for the change.
+fn update(
+    store: &Store,
+    name: &str,
+    create: bool,
+    hooks: &Hooks,
+    f: impl FnOnce(&mut BreakerState) -> Option<Transition>,
+) -> Result<Exit, Failed> {
+    if !create {
+        must_exist(store, name)?;
+    }
+    let (transition, state) = store
+        .update(&mut None, name, fresh_state, |s| (f(s), *s))
+        .map_err(failed)?;
+    if let Some(t) = transition {
+        crate::hooks::fire(hooks, name, &t, &state);
+    }
+    Ok(Exit::Success)
+}
+
+/// A misspelled name must not make a new breaker and leave the real one as
+/// it was: `reset`, `enable`, `trip` and `disable` change only a breaker
+/// that exists (a `forget` between this check and the change is the one
+/// way one is made again).
+fn must_exist(store: &Store, name: &str) -> Result<(), Failed> {
+    if std::fs::symlink_metadata(store.path(name)).is_ok() {
+        return Ok(());
+    }
+    let names = store.names().unwrap_or_default();
+    let hint = match closest(name, &names) {
+        Some(other) => format!(" (did you mean '{other}'?)"),
+        None if names.is_empty() => " (there are none yet)".to_string(),
+        None => " ('cbreak list' shows them)".to_string(),
+    };
+    Err((
+        Exit::Problem,
+        format!(
+            "no breaker named '{name}' in {}{hint}; nothing was changed",
+            store.dir().display()
+        ),
+    ))
+}
+
+/// The name among `names` nearest to `name`, if one is near enough to be
+/// a slip of the keyboard.
+fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (edit_distance(name, n), n))
+        .filter(|(d, n)| *d <= (n.len().max(name.len()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n.as_str())
+}
+
+/// Levenshtein distance, counting an adjacent swap as one edit.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// A failed subcommand: how to exit and what to say.
@@ -272,13 +357,19 @@ fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
         OnStateError::Skip => "skipping the command (--on-state-error skip)",
         OnStateError::Fail => "not running the command (--on-state-error fail)",
     };
-    warn(&format!("breaker '{name}' unavailable: {msg}; {what}"));
+    let line = format!("breaker '{name}' unavailable: {msg}; {what}");
+    match rc.on_state_error {
+        // Exit 125 is an error, not a warning.
+        OnStateError::Fail => say(&line),
+        OnStateError::Run | OnStateError::Skip => warn(&line),
+    }
     match rc.on_state_error {
         OnStateError::Run => match spawn(rc) {
             Ok(f) => ended(&f, rc.preserve_status),
             Err(exit) => exit,
         },
-        OnStateError::Skip => Exit::Skipped(rc.open_exit_code),
+        // As if the breaker were open: the fallback, if there is one.
+        OnStateError::Skip => fallback(rc),
         OnStateError::Fail => Exit::Error,
     }
 }
@@ -310,7 +401,7 @@ fn announce(
 
 /// The call is not run: say why, then the fallback or the open exit code.
 fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
-    if !rc.quiet {
+    if !rc.quiet && !rc.quiet_skips {
         let why = s
             .history
             .oldest_first()
@@ -332,6 +423,12 @@ fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
         };
         say(&format!("skipped '{}': {msg}", program(&rc.command)));
     }
+    fallback(rc)
+}
+
+/// A skipped call ends: `--fallback` runs and gives the status, or cbreak
+/// exits with the open exit code.
+fn fallback(rc: &RunConfig) -> Exit {
     match &rc.fallback {
         None => Exit::Skipped(rc.open_exit_code),
         Some(cmd) => {
@@ -414,7 +511,12 @@ fn read_all(store: &Store) -> Result<(Vec<(String, BreakerState)>, bool), Failed
 
 /// `cbreak check`: reads, never moves or changes anything. A state that
 /// cannot be used is handled as `run` handles it.
-fn check(store: Result<Store, String>, name: &str, on_state_error: OnStateError) -> Exit {
+fn check(
+    store: Result<Store, String>,
+    name: &str,
+    policy: &crate::breaker::Policy,
+    on_state_error: OnStateError,
+) -> Exit {
     let read = store.and_then(|store| match store.read(name) {
         Ok(s) => Ok(Some(s)),
         Err(StoreError::NotFound { .. }) => Ok(None),
@@ -441,7 +543,7 @@ fn check(store: Result<Store, String>, name: &str, on_state_error: OnStateError)
         }
     };
     match state {
-        Some(s) if !s.would_admit(&mut System::new()) => Exit::Skipped(75),
+        Some(s) if !s.would_admit(policy, &mut System::new()) => Exit::Skipped(75),
         _ => Exit::Success,
     }
 }
@@ -451,6 +553,7 @@ fn record(
     name: &str,
     outcome: crate::breaker::Outcome,
     quiet: bool,
+    policy: &crate::breaker::Policy,
     hooks: &Hooks,
 ) -> Result<Exit, Failed> {
     let mut host = System::new();
@@ -459,13 +562,15 @@ fn record(
         slow: false,
         timed_out: false,
     };
-    let (transitions, state) = store
-        .update(&mut None, name, fresh_state, |s| {
-            (s.record_external(call, &mut host), *s)
+    let fresh = || BreakerState::new(now_ms(), std::process::id(), *policy);
+    let made = store
+        .update(&mut None, name, fresh, |s| {
+            s.record_external(policy, call, &mut host)
         })
         .map_err(failed)?;
     tell(store);
-    for t in transitions {
+    // Each hook sees the state its own transition left.
+    for (t, state) in made {
         announce(hooks, quiet, name, Some(t), &state);
     }
     Ok(Exit::Success)
@@ -490,4 +595,19 @@ fn metrics(store: &Store, path: Option<PathBuf>) -> Result<Exit, Failed> {
         _ => output::print(&text).map_err(io_failed("the metrics"))?,
     }
     Ok(if ok { Exit::Success } else { Exit::Problem })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slip_of_the_keyboard_finds_the_breaker_meant() {
+        let names = ["nightly-backup".to_string(), "api".to_string()];
+        assert_eq!(closest("nightly-bakcup", &names), Some("nightly-backup"));
+        assert_eq!(closest("apj", &names), Some("api"));
+        assert_eq!(closest("prices", &names), None);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
 }

@@ -595,9 +595,11 @@ impl BreakerState {
         (admission, transition)
     }
 
-    /// Would a call be admitted now? Changes nothing (`cbreak check`).
-    pub fn would_admit(&self, host: &mut impl Host) -> bool {
+    /// Would a call under `policy` be admitted now? Changes nothing
+    /// (`cbreak check`).
+    pub fn would_admit(&self, policy: &Policy, host: &mut impl Host) -> bool {
         let mut copy = *self;
+        copy.adopt(policy);
         matches!(copy.decide(host, false).0, Admission::Run(_))
     }
 
@@ -741,13 +743,15 @@ impl BreakerState {
         }
         match (self.state, ticket.probe) {
             (State::Closed, false) => {
-                if !failed {
-                    self.consecutive_failures = 0;
-                    self.push_window(false, now);
-                    return None;
-                }
-                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                self.push_window(true, now);
+                // Both rules are judged after every outcome, a success
+                // included (as resilience4j does): a success can leave the
+                // window at or above the rate once it holds --min-calls.
+                self.consecutive_failures = if failed {
+                    self.consecutive_failures.saturating_add(1)
+                } else {
+                    0
+                };
+                self.push_window(failed, now);
                 let threshold = u64::from(self.policy.threshold);
                 if threshold > 0 && self.consecutive_failures >= threshold {
                     return Some(
@@ -797,10 +801,21 @@ impl BreakerState {
     }
 
     /// Records an outcome that a script reports (`cbreak record`), as if the
-    /// call had been admitted now and had just ended. An outcome reported
-    /// while the breaker would reject counts in the lifetime counters only.
-    pub fn record_external(&mut self, call: Call, host: &mut impl Host) -> Vec<Transition> {
+    /// call had been admitted now under `policy` and had just ended. An
+    /// outcome reported while the breaker would reject counts in the
+    /// lifetime counters only. Each transition comes with the state it left
+    /// (for its hooks).
+    pub fn record_external(
+        &mut self,
+        policy: &Policy,
+        call: Call,
+        host: &mut impl Host,
+    ) -> Vec<(Transition, BreakerState)> {
+        self.adopt(policy);
+        self.updated_at = host.now();
         let (admission, first) = self.decide(host, true);
+        let mut made: Vec<(Transition, BreakerState)> =
+            first.into_iter().map(|t| (t, *self)).collect();
         let ticket = match admission {
             Admission::Run(ticket) => ticket,
             Admission::Reject(_) => Ticket {
@@ -808,10 +823,10 @@ impl BreakerState {
                 probe: false,
             },
         };
-        first
-            .into_iter()
-            .chain(self.record(ticket, call, host))
-            .collect()
+        if let Some(t) = self.record(ticket, call, host) {
+            made.push((t, *self));
+        }
+        made
     }
 
     /// Starts the lease of a probe this process holds again from `now`:
@@ -1416,20 +1431,52 @@ pub(crate) mod tests {
             "3 calls are fewer than --min-calls 4"
         );
         let (_, to) = run(&mut b, &p, &mut h, Outcome::Success);
-        assert_eq!(to, vec![], "a success never trips");
-        let (_, to) = run(&mut b, &p, &mut h, Outcome::Failure);
-        assert_eq!(to, vec![State::Open], "3 of 5 = 60% ≥ 50%");
+        assert_eq!(
+            to,
+            vec![State::Open],
+            "2 of 4 = 50% ≥ 50%: judged after a success too"
+        );
         assert_eq!(
             b.history.oldest_first()[0].reason,
             Reason::FailureRate {
-                percent: 60,
-                calls: 5
+                percent: 50,
+                calls: 4
             }
         );
         assert_eq!(
             b.window_tally(T0),
             Tally::default(),
             "the window is cleared on transition"
+        );
+    }
+
+    /// Regression (issue 12): 3 failures in 4 calls, the 4th a success,
+    /// with --failure-rate 50 --min-calls 4 stayed closed although `status`
+    /// showed 75%.
+    #[test]
+    fn failure_rate_reached_by_a_success_opens_the_breaker() {
+        let mut h = FakeHost::at(T0);
+        let p = Policy {
+            threshold: 0,
+            failure_rate: Some(5_000),
+            window: Window::Count(100),
+            min_calls: 4,
+            ..Policy::default()
+        };
+        let mut b = BreakerState::new(T0, 1, p);
+        for o in [Outcome::Failure, Outcome::Failure, Outcome::Failure] {
+            assert_eq!(run(&mut b, &p, &mut h, o).1, vec![]);
+        }
+        assert_eq!(
+            run(&mut b, &p, &mut h, Outcome::Success).1,
+            vec![State::Open]
+        );
+        assert_eq!(
+            b.history.oldest_first()[0].reason,
+            Reason::FailureRate {
+                percent: 75,
+                calls: 4
+            }
         );
     }
 
@@ -1590,11 +1637,11 @@ pub(crate) mod tests {
     #[test]
     fn would_admit_changes_nothing() {
         let mut h = FakeHost::at(T0);
-        let (b, _) = tripped(1, 1000, &mut h);
+        let (b, p) = tripped(1, 1000, &mut h);
         let before = b;
-        assert!(!b.would_admit(&mut h));
+        assert!(!b.would_admit(&p, &mut h));
         h.now = T0 + 1000;
-        assert!(b.would_admit(&mut h));
+        assert!(b.would_admit(&p, &mut h));
         assert_eq!(b, before);
     }
 

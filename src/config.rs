@@ -16,22 +16,69 @@ use crate::window::MAX_COUNT_WINDOW;
 /// (resilience4j's default).
 pub const DEFAULT_WINDOW: Window = Window::Count(100);
 
+/// The exponential backoff's cap when `--max-recovery` is not given (or
+/// `--recovery`, if that is longer).
+pub const DEFAULT_MAX_RECOVERY: Millis = 60 * 60 * 1000;
+
 /// A breaker name, checked.
 pub fn parse_name(s: &str) -> Result<String, String> {
     crate::store::validate_name(s).map(|()| s.to_string())
 }
 
-/// A duration: `30s`, `5m`, `1h 30m`, `250ms`; a bare number is seconds.
+/// What a duration is written with, for messages.
+const DURATION_UNITS: &str = "use ms, s, m, h or d, e.g. 250ms, 30s, 1h 30m";
+
+/// A duration: `30s`, `5m`, `1h 30m`, `250ms`, `2d`; a bare number is
+/// seconds. The units are ms, s, m, h and d (with their long forms: sec,
+/// min, hour, day...): nothing finer than a millisecond, which is all a
+/// breaker keeps, and no months or years, whose length varies.
 pub fn parse_duration(s: &str) -> Result<Millis, String> {
     let s = s.trim();
+    let too_long = || format!("too long: at most {} days", u64::MAX / 86_400_000);
     if let Ok(secs) = s.parse::<u64>() {
-        return secs
-            .checked_mul(1000)
-            .ok_or_else(|| format!("'{s}' seconds is too long"));
+        return secs.checked_mul(1000).ok_or_else(too_long);
     }
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); use e.g. 30s, 5m, 1h, 250ms"))?;
-    u64::try_from(d.as_millis()).map_err(|_| format!("'{s}' is too long"))
+    let bad = || format!("not a duration; {DURATION_UNITS}");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
+        rest = rest[digits..].trim_start();
+        let letters = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        let unit: u64 = match &rest[..letters] {
+            "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000,
+            "d" | "day" | "days" => 86_400_000,
+            "us" | "usec" | "usecs" | "microsecond" | "microseconds" | "ns" | "nsec" | "nsecs"
+            | "nanosecond" | "nanoseconds" => {
+                return Err(format!(
+                    "finer than a millisecond: cbreak counts whole milliseconds; {DURATION_UNITS}"
+                ));
+            }
+            unit @ ("w" | "week" | "weeks" | "M" | "month" | "months" | "y" | "year" | "years") => {
+                return Err(format!("'{unit}' is not a unit here; {DURATION_UNITS}"));
+            }
+            _ => return Err(bad()),
+        };
+        rest = rest[letters..].trim_start();
+        total = n
+            .checked_mul(unit)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(too_long)?;
+    }
+    Ok(total)
 }
 
 /// A percentage above 0 and at most 100 (`50%`, `50`, `12.5`), in basis
@@ -189,25 +236,33 @@ pub enum Action {
     Trip {
         name: String,
         duration: Option<Millis>,
+        create: bool,
+        hooks: Hooks,
     },
     Reset {
         name: String,
+        hooks: Hooks,
     },
     Check {
         name: String,
+        policy: Policy,
         on_state_error: OnStateError,
     },
     Record {
         name: String,
         outcome: Outcome,
         quiet: bool,
+        policy: Policy,
         hooks: Hooks,
     },
     Disable {
         name: String,
+        create: bool,
+        hooks: Hooks,
     },
     Enable {
         name: String,
+        hooks: Hooks,
     },
     List,
     Forget {
@@ -233,6 +288,8 @@ pub struct RunConfig {
     pub open_exit_code: u8,
     pub on_state_error: OnStateError,
     pub quiet: bool,
+    /// No message on a skip; transitions are still told.
+    pub quiet_skips: bool,
     pub fallback: Option<String>,
     pub hooks: Hooks,
     /// The signal sent at `--timeout`.
@@ -265,8 +322,9 @@ impl Config {
                 open_exit_code: run.open_exit_code,
                 on_state_error: run.on_state_error,
                 quiet: run.quiet,
+                quiet_skips: run.quiet_skips,
                 fallback: run.fallback,
-                hooks: hooks(run.hooks),
+                hooks: hooks(run.hooks)?,
                 timeout_signal: run.policy.signal,
                 foreground: run.policy.foreground,
                 preserve_status: run.policy.preserve_status,
@@ -284,13 +342,27 @@ impl Config {
                     },
                 },
             },
-            C::Trip(t) => Action::Trip {
-                name: t.name,
-                duration: t.duration,
+            C::Trip(t) => {
+                if t.duration == Some(0) {
+                    return Err(
+                        "trip --for 0 would not open the breaker at all; give at least 1ms (e.g. 1h), or leave --for out to stay open until 'cbreak reset'"
+                            .into(),
+                    );
+                }
+                Action::Trip {
+                    name: t.name,
+                    duration: t.duration,
+                    create: t.create,
+                    hooks: hooks(t.hooks)?,
+                }
+            }
+            C::Reset(c) => Action::Reset {
+                name: c.name,
+                hooks: hooks(c.hooks)?,
             },
-            C::Reset(n) => Action::Reset { name: n.name },
             C::Check(c) => Action::Check {
                 name: c.name,
+                policy: policy(&c.rules.threshold, c.rules.recovery, &c.policy)?,
                 on_state_error: c.on_state_error,
             },
             C::Record(r) => Action::Record {
@@ -301,10 +373,18 @@ impl Config {
                     OutcomeArg::Ignored => Outcome::Ignored,
                 },
                 quiet: r.quiet,
-                hooks: hooks(r.hooks),
+                policy: policy(&r.rules.threshold, r.rules.recovery, &r.policy)?,
+                hooks: hooks(r.hooks)?,
             },
-            C::Disable(n) => Action::Disable { name: n.name },
-            C::Enable(n) => Action::Enable { name: n.name },
+            C::Disable(d) => Action::Disable {
+                name: d.name,
+                create: d.create,
+                hooks: hooks(d.hooks)?,
+            },
+            C::Enable(c) => Action::Enable {
+                name: c.name,
+                hooks: hooks(c.hooks)?,
+            },
             C::List(_) => Action::List,
             C::Forget(n) => Action::Forget { name: n.name },
             C::Metrics(m) => Action::Metrics { output: m.output },
@@ -321,14 +401,19 @@ impl Config {
     }
 }
 
-fn hooks(h: cli::HookArgs) -> Hooks {
-    Hooks {
+fn hooks(h: cli::HookArgs) -> Result<Hooks, String> {
+    if h.hook_timeout == 0 {
+        return Err(
+            "--hook-timeout 0 would kill every hook at once; give at least 1ms (e.g. 10s)".into(),
+        );
+    }
+    Ok(Hooks {
         on_open: h.on_open,
         on_close: h.on_close,
         on_half_open: h.on_half_open,
         on_change: h.on_change,
         timeout: h.hook_timeout,
-    }
+    })
 }
 
 fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Policy, String> {
@@ -356,6 +441,12 @@ fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Poli
     if *threshold == 0 && p.failure_rate.is_none() {
         return Err("--threshold 0 turns off the consecutive rule; give --failure-rate too, or the breaker can never open (use 'cbreak disable' for metrics only)".into());
     }
+    if recovery == 0 {
+        return Err(
+            "--recovery 0 would probe on every call while open; give at least 1ms (e.g. 30s)"
+                .into(),
+        );
+    }
     if p.timeout == Some(0) {
         return Err("--timeout 0 would kill every command at once; give a duration above 0".into());
     }
@@ -376,13 +467,20 @@ fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Poli
             p.success_codes.to_list()
         ));
     }
-    if p.max_recovery < recovery {
-        return Err(format!(
-            "--max-recovery {} is shorter than --recovery {}",
-            crate::output::span(p.max_recovery),
-            crate::output::span(recovery)
-        ));
-    }
+    // The cap means something only to exponential backoff; without one
+    // given, it is never below --recovery (a 6h recovery gets a 6h cap).
+    let max_recovery = match (p.backoff, p.max_recovery) {
+        (BackoffArg::Exponential, Some(max)) if max < recovery => {
+            let (max, recovery) = (crate::output::span(max), crate::output::span(recovery));
+            return Err(format!(
+                "--max-recovery {max} is shorter than --recovery {recovery}: exponential backoff \
+                 grows the open period from --recovery up to --max-recovery; give \
+                 --max-recovery {recovery} or more, or a shorter --recovery"
+            ));
+        }
+        (_, Some(max)) => max.max(recovery),
+        (_, None) => DEFAULT_MAX_RECOVERY.max(recovery),
+    };
     Ok(Policy {
         threshold: *threshold,
         recovery,
@@ -399,7 +497,7 @@ fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Poli
             BackoffArg::Exponential => Backoff::Exponential,
         },
         backoff_factor_milli: p.backoff_factor,
-        max_recovery: p.max_recovery,
+        max_recovery,
         jitter_percent: p.jitter / 100,
         probes: p.probes,
     })
@@ -427,9 +525,34 @@ mod tests {
         assert_eq!(parse_duration("30"), Ok(30_000));
         assert_eq!(parse_duration("250ms"), Ok(250));
         assert_eq!(parse_duration("1h 30m"), Ok(5_400_000));
-        assert!(parse_duration("soon").unwrap_err().contains("30s"));
+        assert_eq!(parse_duration("2d"), Ok(172_800_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration("10 minutes"), Ok(600_000));
+        assert_eq!(parse_duration("0"), Ok(0));
+        let soon = parse_duration("soon").unwrap_err();
+        assert!(
+            soon.contains("ms, s, m, h or d") && soon.len() < 120,
+            "{soon}"
+        );
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("5").is_ok() && parse_duration("5x").is_err());
+        assert!(parse_duration("m").is_err() && parse_duration("1h x").is_err());
         assert!(parse_duration(&u64::MAX.to_string()).is_err());
+        assert!(parse_duration("99999999999999999999ms").is_err());
+        for refused in ["1month", "1M", "2y", "1w", "1years"] {
+            assert!(
+                parse_duration(refused)
+                    .unwrap_err()
+                    .contains("is not a unit"),
+                "{refused}"
+            );
+        }
+        for fine in ["1us", "1ns", "500us"] {
+            assert!(
+                parse_duration(fine).unwrap_err().contains("millisecond"),
+                "{fine}"
+            );
+        }
     }
 
     #[test]
@@ -494,12 +617,45 @@ mod tests {
         );
         assert!(err(&["--window", "5"]).contains("--window needs --failure-rate"));
         assert!(err(&["--timeout", "0"]).contains("--timeout 0"));
+        assert!(err(&["--recovery", "0"]).contains("--recovery 0"));
+        assert!(err(&["-r", "0ms"]).contains("at least 1ms"));
+        assert!(err(&["--hook-timeout", "0s"]).contains("--hook-timeout 0"));
         assert!(err(&["--slow", "0s"]).contains("--slow 0"));
         assert!(err(&["--probes", "0"]).contains("--probes 0"));
         assert!(err(&["--ignore-codes", "0"]).contains("overlap"));
         assert!(err(&["--threshold", "0"]).contains("--threshold 0"));
-        assert!(err(&["--max-recovery", "1s"]).contains("--max-recovery"));
+        assert!(
+            err(&["--backoff", "exponential", "--max-recovery", "1s"])
+                .contains("give --max-recovery 30s or more")
+        );
         assert!(err(&["--failure-rate", "150%"]).contains("150%"));
+    }
+
+    #[test]
+    fn max_recovery_caps_exponential_backoff_only_and_defaults_to_at_least_recovery() {
+        // The README's cron recipe: -r 6h with the default constant backoff.
+        let r = run_config(&["-r", "6h"]).unwrap();
+        assert_eq!(r.policy.recovery, 6 * 3_600_000);
+        assert_eq!(r.policy.max_recovery, 6 * 3_600_000);
+        let r = run_config(&["-r", "2h", "--backoff", "exponential"]).unwrap();
+        assert_eq!(r.policy.max_recovery, 2 * 3_600_000);
+        let r = run_config(&["-r", "10s", "--backoff", "exponential"]).unwrap();
+        assert_eq!(r.policy.max_recovery, DEFAULT_MAX_RECOVERY);
+        // A cap given with constant backoff means nothing and is no conflict.
+        assert!(run_config(&["-r", "6h", "--max-recovery", "1h"]).is_ok());
+        let e = run_config(&[
+            "-r",
+            "6h",
+            "--backoff",
+            "exponential",
+            "--max-recovery",
+            "1h",
+        ])
+        .unwrap_err();
+        assert!(
+            e.contains("give --max-recovery 6h or more, or a shorter --recovery"),
+            "{e}"
+        );
     }
 
     #[test]

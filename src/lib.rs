@@ -38,41 +38,28 @@ use crate::exit::Exit;
 /// exit. Usage errors exit 125, not clap's 2, which a wrapped command may
 /// use itself.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Exit {
-    let cli = match cli::parse(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match cli::parse(args.iter().cloned()) {
         Ok(cli) => cli,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&e, &args),
     };
     match config::Config::from_cli(cli) {
         Ok(config) => app::execute(config),
         Err(msg) => {
-            output::say(&msg);
+            output::say(&cli::usage::name_variables(&msg, &args));
             Exit::Error
         }
     }
 }
 
-fn usage_error(e: &clap::Error) -> Exit {
-    use clap::error::ErrorKind;
-    match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = output::print(&e.render().to_string());
+fn usage_error(e: &clap::Error, args: &[OsString]) -> Exit {
+    match cli::usage::explain(e, args) {
+        cli::usage::Usage::Print(text) => {
+            let _ = output::print(&text);
             Exit::Success
         }
-        _ => {
-            // clap's message is several lines; keep the first, which says
-            // what is wrong, and point at the help.
-            let text = e.render().to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            let tip = text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("tip: "))
-                .map(|t| format!("; {t}"))
-                .unwrap_or_default();
-            output::say(&format!("{first}{tip} (see 'cbreak --help')"));
+        cli::usage::Usage::Error(line) => {
+            output::say(&line);
             Exit::Error
         }
     }

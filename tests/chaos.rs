@@ -36,8 +36,8 @@ fn operation(rng: &mut Rng) -> Vec<String> {
     let name = NAMES[rng.below(4) as usize].to_string();
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     match rng.below(20) {
-        0 => s(&["trip", &name, "--for", "300ms"]),
-        1 => s(&["trip", &name]),
+        0 => s(&["trip", "--create", &name, "--for", "300ms"]),
+        1 => s(&["trip", "--create", &name]),
         2 => s(&["reset", &name]),
         3 => s(&["status", &name, "--json"]),
         4 => s(&[

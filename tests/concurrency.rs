@@ -83,7 +83,8 @@ fn sixteen_processes_with_a_rate_window_keep_window_and_counts_consistent() {
 #[test]
 fn half_open_lets_one_slow_probe_through_and_rejects_the_rest() {
     let env = Env::new();
-    env.run(&["trip", "h", "--for", "100ms"]).success();
+    env.run(&["trip", "--create", "h", "--for", "100ms"])
+        .success();
     std::thread::sleep(Duration::from_millis(400));
     let started = env.path("probe-started");
     let release = env.path("release");

@@ -7,7 +7,8 @@ use crate::util::{Env, eventually};
 #[test]
 fn sigkilled_probe_is_taken_over_by_the_next_caller() {
     let env = Env::new();
-    env.run(&["trip", "k", "--for", "100ms"]).success();
+    env.run(&["trip", "--create", "k", "--for", "100ms"])
+        .success();
     std::thread::sleep(Duration::from_millis(400));
     let pidfile = env.path("child.pid");
     let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());

@@ -384,7 +384,7 @@ fn group_directory_is_shared_only_with_its_members_and_any_member_moves_a_corrup
     std::os::unix::fs::chown(&shared, Some(0), Some(4242)).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o2770)).unwrap();
     // Not a member: refused with a reason.
-    let out = as_nobody(&env, &shared, "65534", &["trip", "x"]);
+    let out = as_nobody(&env, &shared, "65534", &["trip", "--create", "x"]);
     assert_eq!(out.code, 125, "{}", out.stderr);
     // (The kernel refuses before cbreak can judge: no search permission.)
     // A member: works, and records are the group's, 0660.
@@ -423,7 +423,7 @@ fn group_directory_of_a_group_you_are_not_in_is_refused_with_the_reason() {
     std::os::unix::fs::chown(&dir, Some(4343), Some(4343)).unwrap();
     // Searchable, so that cbreak (not the kernel) judges it.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o2775)).unwrap();
-    as_nobody(&env, &dir, "65534", &["trip", "x"])
+    as_nobody(&env, &dir, "65534", &["trip", "--create", "x"])
         .code(125)
         .stderr_has("you (uid 65534) are not a member");
 }

@@ -156,7 +156,7 @@ fn failing_and_hanging_hooks_change_nothing_but_are_reported() {
 fn history_ring_wraps_and_recent_outcomes_match() {
     let env = Env::new();
     for _ in 0..20 {
-        env.run(&["trip", "ring"]).success();
+        env.run(&["trip", "--create", "ring"]).success();
         env.run(&["reset", "ring"]).success();
     }
     let s = env.status("ring");
@@ -188,7 +188,7 @@ fn metrics_parse_back_value_by_value() {
         .code(1);
     env.run(&["run", "-n", "m1", "-t", "2", "--", "false"])
         .code(75);
-    env.run(&["trip", "m2"]).success();
+    env.run(&["trip", "--create", "m2"]).success();
     let text = env.run(&["metrics"]).success().stdout;
     let value = |series: &str| -> f64 {
         text.lines()
@@ -234,7 +234,7 @@ fn metrics_pass_promtool_when_it_is_installed() {
     assert!(out.status.success());
     let env = Env::new();
     env.run(&["run", "-n", "p", "--", "true"]).success();
-    env.run(&["trip", "q", "--for", "1m"]).success();
+    env.run(&["trip", "--create", "q", "--for", "1m"]).success();
     let file = env.path("cbreak.prom");
     env.run(&["metrics", "--output", file.to_str().unwrap()])
         .success();
@@ -257,4 +257,131 @@ fn metrics_pass_promtool_when_it_is_installed() {
         dir.iter()
             .all(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
     );
+}
+
+/// Hooks fire once per transition whichever command makes it: `trip`,
+/// `reset`, `disable` and `enable` take the hook options and variables.
+#[test]
+fn hand_made_transitions_fire_hooks_once_each() {
+    let env = Env::new();
+    let log = env.path("hooks.log");
+    let hook = format!(
+        "echo \"$CBREAK_PREVIOUS_STATE>$CBREAK_STATE $CBREAK_REASON\" >> {}",
+        log.display()
+    );
+    let with = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["--on-change", &hook]);
+        env.run(&a).success();
+    };
+    with(&["trip", "--create", "h"]);
+    with(&["trip", "h"]); // already forced open: no transition, no hook
+    with(&["reset", "h"]);
+    with(&["reset", "h"]); // already closed
+    with(&["trip", "h", "--for", "1h"]);
+    with(&["disable", "h"]);
+    with(&["enable", "h"]); // a mode, not a transition
+    // The variables work as on `run` (a crontab sets them once).
+    env.command(&["trip", "h"])
+        .env("CBREAK_ON_OPEN", &hook)
+        .status()
+        .unwrap();
+    assert_eq!(
+        lines(&log),
+        [
+            "closed>forced_open tripped by hand",
+            "forced_open>closed reset",
+            "closed>open tripped by hand for 1h",
+            "open>closed disabled",
+            "closed>forced_open tripped by hand",
+        ]
+    );
+}
+
+/// `record` fires each transition's hooks with that transition's state:
+/// open -> half-open (opened_at still set) then half-open -> closed.
+#[test]
+fn record_gives_each_hook_its_own_transitions_environment() {
+    let env = Env::new();
+    env.run(&["record", "r", "failure", "-t", "1", "-r", "100ms"])
+        .success()
+        .stderr_has("breaker 'r' opened");
+    let log = env.path("hooks.log");
+    let hook = format!(
+        "echo \"$CBREAK_STATE opened_at=$CBREAK_OPENED_AT\" >> {}",
+        log.display()
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    env.run(&[
+        "record",
+        "r",
+        "success",
+        "-t",
+        "1",
+        "-r",
+        "100ms",
+        "--on-change",
+        &hook,
+    ])
+    .success()
+    .stderr_has("breaker 'r' closed: probe succeeded");
+    let got = lines(&log);
+    assert_eq!(got.len(), 2, "{got:?}");
+    let opened = got[0].strip_prefix("half_open opened_at=").unwrap();
+    assert!(opened.ends_with('Z') && opened.len() > 20, "{got:?}");
+    assert_eq!(got[1], "closed opened_at=");
+}
+
+/// Regression: `record` took no policy, so a breaker driven by
+/// `check`/`record` was stuck at 5 failures and 30 s.
+#[test]
+fn record_and_check_take_the_policy_like_run() {
+    let env = Env::new();
+    for _ in 0..2 {
+        env.command(&["record", "p", "failure", "-q"])
+            .env("CBREAK_THRESHOLD", "2")
+            .env("CBREAK_RECOVERY", "10m")
+            .status()
+            .unwrap();
+    }
+    let s = env.status("p");
+    assert_eq!(
+        (s["state"].as_str(), s["threshold"].as_u64()),
+        (Some("open"), Some(2))
+    );
+    assert_eq!(s["base_recovery_ms"], 600_000);
+    env.run(&["check", "p", "-t", "2", "-r", "10m"]).code(75);
+    env.run(&[
+        "record",
+        "q",
+        "failure",
+        "--failure-rate",
+        "50",
+        "--min-calls",
+        "2",
+        "-t",
+        "0",
+        "-q",
+    ])
+    .success();
+    env.run(&[
+        "record",
+        "q",
+        "success",
+        "--failure-rate",
+        "50",
+        "--min-calls",
+        "2",
+        "-t",
+        "0",
+    ])
+    .success()
+    .stderr_has("opened: failure rate 50% over 2 calls");
+    // Checked as on `run`.
+    env.run(&["check", "q", "--window", "5"])
+        .code(125)
+        .stderr_has("--window needs --failure-rate");
+    env.run(&["record", "q", "success", "-r", "0"])
+        .code(125)
+        .stderr_has("--recovery 0");
 }

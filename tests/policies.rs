@@ -180,7 +180,7 @@ fn exponential_backoff_grows_to_its_cap_and_resets_on_close() {
 #[test]
 fn fallback_runs_instead_when_skipped() {
     let env = Env::new();
-    env.run(&["trip", "fb"]).success();
+    env.run(&["trip", "--create", "fb"]).success();
     let out = env
         .run(&[
             "run",
@@ -215,6 +215,13 @@ fn every_validation_error_names_the_option_and_exits_125() {
         (&["--jitter", "101"], "0 to 100"),
         (&["--probes", "0"], "--probes 0"),
         (&["--recovery", "soon"], "soon"),
+        // Zero where it means nothing, and anything below a millisecond.
+        (&["--recovery", "0"], "--recovery 0"),
+        (&["--recovery", "1ns"], "finer than a millisecond"),
+        (&["--recovery", "1us"], "finer than a millisecond"),
+        (&["--hook-timeout", "0"], "--hook-timeout 0"),
+        (&["--timeout", "500us"], "finer than a millisecond"),
+        (&["--recovery", "1month"], "'month' is not a unit"),
     ] {
         let mut argv = vec!["run", "-n", "v"];
         argv.extend_from_slice(args);
@@ -225,6 +232,14 @@ fn every_validation_error_names_the_option_and_exits_125() {
         !env.state().join("v").exists(),
         "nothing ran, nothing was written"
     );
+    env.run(&["trip", "v", "--for", "0"])
+        .code(125)
+        .one_error_line()
+        .stderr_has("--for 0");
+    env.run(&["record", "v", "failure", "--hook-timeout", "0"])
+        .code(125)
+        .stderr_has("--hook-timeout 0");
+    assert!(!env.state().join("v").exists());
 }
 
 #[test]
@@ -348,7 +363,7 @@ fn every_option_means_the_same_from_its_variable() {
         }
     }
     // The options that show in behaviour rather than in status.
-    env.run(&["trip", "t"]).success();
+    env.run(&["trip", "--create", "t"]).success();
     let out = env
         .command(&["run", "-n", "t", "--", "true"])
         .env("CBREAK_OPEN_EXIT_CODE", "9")
@@ -380,6 +395,7 @@ fn every_option_means_the_same_from_its_variable() {
     );
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "opened\n");
     // A flag's variable takes the usual words for yes and no.
+    env.run(&["run", "-n", "q", "--", "true"]).success();
     for (value, quiet) in [
         ("1", true),
         ("yes", true),
@@ -409,4 +425,95 @@ fn every_option_means_the_same_from_its_variable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("many"));
+}
+
+/// Regression: `-r 6h` (the README's cron recipe) and `CBREAK_RECOVERY=2h`
+/// were refused because the default `--max-recovery` was 1h, although the
+/// cap means nothing to the default constant backoff.
+#[test]
+fn a_recovery_above_an_hour_runs_with_or_without_backoff() {
+    let env = Env::new();
+    env.run(&[
+        "run",
+        "-n",
+        "offsite",
+        "-t",
+        "3",
+        "-r",
+        "6h",
+        "--timeout",
+        "2h",
+        "--",
+        "true",
+    ])
+    .success()
+    .stderr_empty();
+    env.command(&["run", "-n", "cron", "--", "true"])
+        .env("CBREAK_RECOVERY", "2h")
+        .status()
+        .map(|s| assert!(s.success()))
+        .unwrap();
+    env.run(&[
+        "run",
+        "-n",
+        "exp",
+        "-r",
+        "2h",
+        "--backoff",
+        "exponential",
+        "--",
+        "true",
+    ])
+    .success();
+    assert_eq!(env.status("exp")["policy"]["max_recovery_ms"], 7_200_000);
+    env.run(&[
+        "run",
+        "-n",
+        "x",
+        "-r",
+        "2h",
+        "--backoff",
+        "exponential",
+        "--max-recovery",
+        "1h",
+        "--",
+        "true",
+    ])
+    .code(125)
+    .one_error_line()
+    .stderr_has("give --max-recovery 2h or more, or a shorter --recovery");
+}
+
+/// Regression: the rate was judged only when a failure arrived, so 3
+/// failures and then a success in 4 calls stayed closed while `status`
+/// printed 75%.
+#[test]
+fn failure_rate_is_judged_after_a_success_too() {
+    let env = Env::new();
+    let run = |cmd: &str| {
+        env.run(&[
+            "run",
+            "-n",
+            "rate",
+            "-t",
+            "0",
+            "--failure-rate",
+            "50",
+            "--min-calls",
+            "4",
+            "--",
+            "sh",
+            "-c",
+            cmd,
+        ])
+    };
+    for _ in 0..3 {
+        run("exit 1").code(1);
+    }
+    assert_eq!(env.state_of("rate"), "closed");
+    run("exit 0")
+        .success()
+        .stderr_has("breaker 'rate' opened: failure rate 75% over 4 calls");
+    assert_eq!(env.state_of("rate"), "open");
+    run("exit 0").code(75);
 }

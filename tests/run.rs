@@ -72,7 +72,7 @@ fn threshold_opens_and_skips_without_running_the_command() {
 #[test]
 fn open_exit_code_and_quiet() {
     let env = Env::new();
-    env.run(&["trip", "q"]).success();
+    env.run(&["trip", "--create", "q"]).success();
     env.run(&[
         "run",
         "-n",
@@ -171,7 +171,7 @@ fn invalid_names_are_refused_with_the_rule() {
             .code(125)
             .one_error_line()
             .stderr_has("1 to 64 characters");
-        env.run(&["trip", bad]).code(125);
+        env.run(&["trip", "--create", bad]).code(125);
     }
     assert!(!env.path("escape").exists());
 }
@@ -199,7 +199,7 @@ fn default_name_is_stable_and_depends_on_every_argument() {
 #[test]
 fn trip_for_opens_then_probes() {
     let env = Env::new();
-    env.run(&["trip", "t", "--for", "1s"]).success();
+    env.run(&["trip", "--create", "t", "--for", "1s"]).success();
     env.run(&["run", "-n", "t", "--", "true"]).code(75);
     assert!(eventually(Duration::from_secs(5), || env
         .run(&["run", "-n", "t", "--", "true"])
@@ -211,9 +211,9 @@ fn trip_for_opens_then_probes() {
 #[test]
 fn trip_without_duration_is_forced_open_until_reset() {
     let env = Env::new();
-    env.run(&["trip", "fo"]).success();
+    env.run(&["trip", "--create", "fo"]).success();
     assert_eq!(env.state_of("fo"), "forced_open");
-    env.run(&["run", "-n", "fo", "-r", "0s", "--", "true"])
+    env.run(&["run", "-n", "fo", "-r", "1ms", "--", "true"])
         .code(75)
         .stderr_has("forced open (tripped by hand); 'cbreak reset fo' closes it");
     env.run(&["reset", "fo"]).success();
@@ -250,4 +250,150 @@ fn a_script_without_a_shebang_runs_with_sh() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ran with x\n");
+}
+
+/// For cron, which mails any output: skips are silent, opening and
+/// closing are still told.
+#[test]
+fn quiet_skips_is_silent_on_skips_but_tells_transitions() {
+    let env = Env::new();
+    let args = |cmd: &'static str| -> Vec<&'static str> {
+        vec![
+            "run",
+            "-n",
+            "c",
+            "-t",
+            "2",
+            "-r",
+            "300ms",
+            "--quiet-skips",
+            "--",
+            "sh",
+            "-c",
+            cmd,
+        ]
+    };
+    env.run(&args("exit 1")).code(1).stderr_empty();
+    env.run(&args("exit 1"))
+        .code(1)
+        .one_error_line()
+        .stderr_has("breaker 'c' opened");
+    env.run(&args("exit 0")).code(75).stderr_empty();
+    let out = env
+        .command(&["run", "-n", "c", "--", "true"])
+        .env("CBREAK_QUIET_SKIPS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(crate::util::eventually(Duration::from_secs(5), || {
+        env.run(&["check", "c"]).code == 0
+    }));
+    env.run(&args("exit 0"))
+        .success()
+        .one_error_line()
+        .stderr_has("breaker 'c' closed");
+}
+
+/// Issue 12's first-use errors, each as one line naming what is wrong,
+/// what is allowed, and the subcommand's own help.
+#[test]
+fn usage_errors_name_the_argument_what_is_allowed_and_the_help() {
+    let env = Env::new();
+    let err = |args: &[&str]| env.run(args).code(125).one_error_line().stderr;
+    let e = err(&["run", "-n", "api"]);
+    assert!(
+        e.contains("missing <COMMAND>") && e.contains("see 'cbreak run --help'"),
+        "{e}"
+    );
+    let e = err(&["run", "--on-state-error", "maybe", "--", "true"]);
+    assert!(
+        e.contains("'maybe'") && e.contains("use one of run, skip, fail"),
+        "{e}"
+    );
+    let e = err(&["run", "-t", "-1", "--", "true"]);
+    assert!(
+        !e.contains("use '-- -1'") && e.contains("-t needs a value"),
+        "{e}"
+    );
+    let e = err(&["run", "-r", "1month", "--", "true"]);
+    assert!(
+        e.contains("ms, s, m, h or d") && !e.contains("years") && e.len() < 160,
+        "{e}"
+    );
+    let e = err(&["reset"]);
+    assert!(
+        e.contains("missing <NAME>") && e.contains("'cbreak reset --help'"),
+        "{e}"
+    );
+    // A bad value from a variable is blamed on the variable.
+    let out = env
+        .command(&["run", "-n", "x", "--", "true"])
+        .env("CBREAK_THRESHOLD", "many")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("invalid value 'many' in CBREAK_THRESHOLD"),
+        "{e}"
+    );
+    let out = env
+        .command(&["run", "-n", "x", "--", "true"])
+        .env("CBREAK_QUIET", "maybe")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("in CBREAK_QUIET") && e.contains("yes or no"),
+        "{e}"
+    );
+    // So is a check across options.
+    let out = env
+        .command(&["run", "-n", "x", "--", "true"])
+        .env("CBREAK_RECOVERY", "0")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("--recovery 0") && e.ends_with("(from CBREAK_RECOVERY)\n"),
+        "{e}"
+    );
+    // Plain `cbreak` prints usage, not an error.
+    let out = env.run(&[]).success();
+    assert!(out.stdout.contains("Usage: cbreak"), "{}", out.stdout);
+    assert_eq!(out.stderr, "");
+}
+
+/// Regression: `cbreak reset nightly-bakcup` exited 0 and made a new
+/// breaker while the real one stayed open.
+#[test]
+fn changing_a_breaker_that_does_not_exist_creates_nothing_and_suggests_the_name() {
+    let env = Env::new();
+    env.run(&["run", "-n", "nightly-backup", "-t", "1", "--", "false"])
+        .code(1);
+    for verb in ["reset", "enable", "trip", "disable"] {
+        env.run(&[verb, "nightly-bakcup"])
+            .code(1)
+            .one_error_line()
+            .stderr_has("no breaker named 'nightly-bakcup'")
+            .stderr_has("(did you mean 'nightly-backup'?)");
+    }
+    env.run(&["reset", "elsewhere"])
+        .code(1)
+        .stderr_has("no breaker named 'elsewhere'");
+    assert!(!env.state().join("nightly-bakcup").exists());
+    assert!(!env.state().join("elsewhere").exists());
+    assert_eq!(env.state_of("nightly-backup"), "open");
+    let list = env.run(&["list"]).success().stdout;
+    assert_eq!(list, "nightly-backup\n");
+    // On purpose: before a maintenance window, or metrics from the start.
+    env.run(&["trip", "--create", "maint"]).success();
+    assert_eq!(env.state_of("maint"), "forced_open");
+    env.run(&["disable", "--create", "metrics-only"]).success();
+    assert_eq!(env.status("metrics-only")["mode"], "disabled");
 }

@@ -61,7 +61,8 @@ fn sigterm_to_cbreak_reaches_the_command_and_cancels_the_call() {
 #[test]
 fn cancelled_probe_gives_the_slot_back() {
     let env = Env::new();
-    env.run(&["trip", "cp", "--for", "100ms"]).success();
+    env.run(&["trip", "--create", "cp", "--for", "100ms"])
+        .success();
     std::thread::sleep(Duration::from_millis(400));
     let ready = env.path("ready");
     let script = format!("touch {}; exec sleep 30", ready.display());

@@ -29,7 +29,9 @@ fn symlink_at_the_record_path_is_never_followed() {
         .code(4)
         .stderr_has("symlink")
         .stderr_has("running the command anyway");
-    env.run(&["trip", "linked"]).code(125).stderr_has("symlink");
+    env.run(&["trip", "--create", "linked"])
+        .code(125)
+        .stderr_has("symlink");
     assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
 }
 
@@ -146,7 +148,9 @@ fn unusable_state_directory_fails_open_by_default() {
         "-c",
         &touch,
     ])
-    .code(125);
+    .code(125)
+    .one_error_line()
+    .stderr_has("cbreak: breaker 'x' unavailable");
     assert!(!marker.exists());
 }
 
@@ -200,14 +204,14 @@ fn state_directory_writable_by_everyone_is_refused() {
         .success()
         .stderr_has("writable by every user")
         .stderr_has("running the command anyway");
-    env.run(&["trip", "w"])
+    env.run(&["trip", "--create", "w"])
         .code(125)
         .stderr_has("refusing the state directory");
     assert!(!env.state().join("w").exists());
     // The sticky bit (as on /tmp) does not help: another user can still
     // create a record before us and control it.
     std::fs::set_permissions(env.state(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    env.run(&["trip", "w"])
+    env.run(&["trip", "--create", "w"])
         .code(125)
         .stderr_has("writable by every user");
     assert!(!env.state().join("w").exists());
@@ -229,12 +233,12 @@ fn state_directory_of_another_user_is_refused_unless_shared_by_a_group() {
         return;
     }
     chown(other, 0o755);
-    env.run(&["trip", "o"])
+    env.run(&["trip", "--create", "o"])
         .code(125)
         .stderr_has(&format!("belongs to uid {other}"));
     // setgid and group-writable: a directory shared by a group.
     chown(other, 0o2770);
-    env.run(&["trip", "o"]).success();
+    env.run(&["trip", "--create", "o"]).success();
     let mode = std::fs::metadata(env.state().join("o")).unwrap().mode() & 0o777;
     assert_eq!(
         mode, 0o660,
@@ -251,5 +255,30 @@ fn record_replaced_by_a_hard_link_is_refused() {
     env.run(&["run", "-n", "hl", "--", "true"])
         .success()
         .stderr_has("hard link");
-    env.run(&["trip", "hl"]).code(125).stderr_has("hard link");
+    env.run(&["trip", "--create", "hl"])
+        .code(125)
+        .stderr_has("hard link");
+}
+
+/// `--on-state-error skip` acts as if the breaker were open, fallback
+/// included.
+#[test]
+fn on_state_error_skip_runs_the_fallback() {
+    let env = Env::new();
+    std::fs::write(env.state(), b"not a directory").unwrap();
+    let out = env
+        .run(&[
+            "run",
+            "-n",
+            "x",
+            "--on-state-error",
+            "skip",
+            "--fallback",
+            "echo from-cache; exit 3",
+            "--",
+            "echo live",
+        ])
+        .code(3)
+        .stderr_has("skipping the command (--on-state-error skip)");
+    assert_eq!(out.stdout, "from-cache\n");
 }

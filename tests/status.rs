@@ -91,7 +91,7 @@ fn empty_state_directory_says_so() {
 fn check_reports_without_changing_anything() {
     let env = Env::new();
     env.run(&["check", "new"]).success();
-    env.run(&["trip", "c", "--for", "1h"]).success();
+    env.run(&["trip", "--create", "c", "--for", "1h"]).success();
     let before = env.status("c");
     env.run(&["check", "c"]).code(75);
     assert_eq!(env.status("c"), before);
@@ -102,11 +102,11 @@ fn record_drives_the_breaker_like_run() {
     let env = Env::new();
     env.run(&["run", "-n", "s", "-t", "2", "-r", "1h", "--", "true"])
         .success();
-    env.run(&["record", "s", "failure"]).success();
-    env.run(&["record", "s", "ignored"]).success();
-    env.run(&["record", "s", "failure"])
-        .success()
-        .stderr_has("breaker 's' opened");
+    // The policy is given as to `run` (or by its variables): the latest wins.
+    let record = |outcome: &str| env.run(&["record", "s", outcome, "-t", "2", "-r", "1h"]);
+    record("failure").success();
+    record("ignored").success();
+    record("failure").success().stderr_has("breaker 's' opened");
     env.run(&["check", "s"]).code(75);
     let s = env.status("s");
     assert_eq!(
@@ -134,7 +134,7 @@ fn forget_deletes_the_record() {
 #[test]
 fn disable_runs_everything_and_enable_restores() {
     let env = Env::new();
-    env.run(&["trip", "d"]).success();
+    env.run(&["trip", "--create", "d"]).success();
     env.run(&["disable", "d"]).success();
     for _ in 0..3 {
         env.run(&["run", "-n", "d", "-t", "1", "--", "false"])
@@ -155,7 +155,7 @@ fn disable_runs_everything_and_enable_restores() {
 fn list_output_survives_a_closed_pipe() {
     let env = Env::new();
     for i in 0..50 {
-        env.run(&["trip", &format!("b{i}")]).success();
+        env.run(&["trip", "--create", &format!("b{i}")]).success();
     }
     let out = std::process::Command::new("sh")
         .arg("-c")
@@ -170,7 +170,7 @@ fn list_output_survives_a_closed_pipe() {
 #[test]
 fn colour_follows_the_color_option_and_no_color() {
     let env = Env::new();
-    env.run(&["trip", "c"]).success();
+    env.run(&["trip", "--create", "c"]).success();
     // Not a terminal here: auto means no colour.
     let auto = env.run(&["status"]).success().stdout;
     assert!(!auto.contains('\x1b'), "{auto:?}");

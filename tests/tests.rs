@@ -11,6 +11,7 @@ mod generated;
 mod hardening;
 mod observe;
 mod policies;
+mod readme;
 mod run;
 mod signals;
 mod state_errors;

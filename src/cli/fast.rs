@@ -49,7 +49,7 @@ const fn opt(
 
 /// `run`'s options, as `RunArgs`, `PolicyArgs` and `HookArgs` define them
 /// (checked against clap by `option_table_matches_clap`).
-pub(super) const OPTIONS: [Opt; 28] = [
+pub(super) const OPTIONS: [Opt; 29] = [
     opt("name", Some('n'), None, ""),
     opt("threshold", Some('t'), Some("5"), "CBREAK_THRESHOLD"),
     opt("recovery", Some('r'), Some("30s"), "CBREAK_RECOVERY"),
@@ -73,7 +73,7 @@ pub(super) const OPTIONS: [Opt; 28] = [
     opt("ignore-codes", None, None, "CBREAK_IGNORE_CODES"),
     opt("backoff", None, Some("constant"), "CBREAK_BACKOFF"),
     opt("backoff-factor", None, Some("2"), "CBREAK_BACKOFF_FACTOR"),
-    opt("max-recovery", None, Some("1h"), "CBREAK_MAX_RECOVERY"),
+    opt("max-recovery", None, None, "CBREAK_MAX_RECOVERY"),
     opt("jitter", None, Some("0"), "CBREAK_JITTER"),
     opt("probes", None, Some("1"), "CBREAK_PROBES"),
     opt("on-open", None, None, "CBREAK_ON_OPEN"),
@@ -94,6 +94,13 @@ pub(super) const OPTIONS: [Opt; 28] = [
         short: None,
         default: None,
         env: "CBREAK_PRESERVE_STATUS",
+        flag: true,
+    },
+    Opt {
+        long: "quiet-skips",
+        short: None,
+        default: None,
+        env: "CBREAK_QUIET_SKIPS",
         flag: true,
     },
 ];
@@ -259,6 +266,7 @@ fn build(
             _ => return None,
         },
         quiet: values[5].is_some(),
+        quiet_skips: values[28].is_some(),
         fallback: text(6),
         policy: PolicyArgs {
             failure_rate: optional(values[7], parse_percent)?,
@@ -278,7 +286,7 @@ fn build(
                 _ => return None,
             },
             backoff_factor: parse_factor(value(16)?).ok()?,
-            max_recovery: dur(17)?,
+            max_recovery: optional(values[17], parse_duration)?,
             jitter: parse_percent(value(18)?).ok()?,
             probes: digits(value(19)?)?,
         },
@@ -515,6 +523,7 @@ mod tests {
         "-q",
         "--quiet",
         "--quiet=1",
+        "--quiet-skips",
         "--failure-rate",
         "50%",
         "150%",

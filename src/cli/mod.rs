@@ -5,6 +5,7 @@
 //! rest of cbreak uses; no other module sees clap.
 
 mod fast;
+pub mod usage;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -60,11 +61,11 @@ const SUBCOMMANDS: [(&str, Build); 11] = [
     ("run", <RunArgs as Args>::augment_args),
     ("status", <StatusArgs as Args>::augment_args),
     ("trip", <TripArgs as Args>::augment_args),
-    ("reset", <NameArgs as Args>::augment_args),
+    ("reset", <ChangeArgs as Args>::augment_args),
     ("check", <CheckArgs as Args>::augment_args),
     ("record", <RecordArgs as Args>::augment_args),
-    ("disable", <NameArgs as Args>::augment_args),
-    ("enable", <NameArgs as Args>::augment_args),
+    ("disable", <DisableArgs as Args>::augment_args),
+    ("enable", <ChangeArgs as Args>::augment_args),
     ("list", std::convert::identity),
     ("forget", <NameArgs as Args>::augment_args),
     ("metrics", <MetricsArgs as Args>::augment_args),
@@ -133,15 +134,15 @@ pub enum Command {
     /// Force a breaker open: until `reset`, or for a while with --for
     Trip(TripArgs),
     /// Close a breaker and forget its failures
-    Reset(NameArgs),
+    Reset(ChangeArgs),
     /// Exit 0 if a call would run now, 75 if it would be skipped; change nothing
     Check(CheckArgs),
     /// Record an outcome from a script, as `run` would
     Record(RecordArgs),
     /// Metrics only: every call runs and is counted, the breaker never opens
-    Disable(NameArgs),
+    Disable(DisableArgs),
     /// Undo `disable`
-    Enable(NameArgs),
+    Enable(ChangeArgs),
     /// Print the breakers' names, one per line
     List(ListArgs),
     /// Delete a breaker's record
@@ -158,6 +159,60 @@ pub struct NameArgs {
     /// Breaker name
     #[arg(value_parser = parse_name)]
     pub name: String,
+}
+
+/// A breaker changed by hand: `reset`, `enable`.
+#[derive(Args, Debug)]
+pub struct ChangeArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+/// The two rules `run` takes outside [`PolicyArgs`], for `check` and
+/// `record`, with the same defaults and variables.
+#[derive(Args, Debug)]
+pub struct RuleArgs {
+    /// Consecutive failures that open the breaker (0: no consecutive rule)
+    #[arg(
+        short,
+        long,
+        default_value = "5",
+        env = "CBREAK_THRESHOLD",
+        value_name = "N"
+    )]
+    pub threshold: u32,
+
+    /// Time open before a probe (30s, 5m, 1h; a bare number is seconds)
+    #[arg(short, long, default_value = "30s", env = "CBREAK_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
+    pub recovery: Millis,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+
+    /// When the state cannot be used: run (exit 0, as `run` would run the
+    /// command), skip (exit 75) or fail (exit 125)
+    #[arg(
+        long,
+        value_enum,
+        default_value = "run",
+        env = "CBREAK_ON_STATE_ERROR",
+        value_name = "MODE"
+    )]
+    pub on_state_error: OnStateError,
+
+    #[command(flatten)]
+    pub rules: RuleArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +257,10 @@ pub struct RunArgs {
     /// No message when skipping or changing state
     #[arg(short, long, env = "CBREAK_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
+
+    /// No message when skipping, but still say when the breaker opens or closes (for cron)
+    #[arg(long, env = "CBREAK_QUIET_SKIPS", value_parser = BoolishValueParser::new())]
+    pub quiet_skips: bool,
 
     /// Shell command to run instead when the call is skipped; exit with its status
     #[arg(long, env = "CBREAK_FALLBACK", value_name = "SHELL COMMAND")]
@@ -279,9 +338,9 @@ pub struct PolicyArgs {
     #[arg(long, default_value = "2", env = "CBREAK_BACKOFF_FACTOR", value_parser = parse_factor, value_name = "F")]
     pub backoff_factor: u32,
 
-    /// Longest open period with backoff
-    #[arg(long, default_value = "1h", env = "CBREAK_MAX_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
-    pub max_recovery: Millis,
+    /// Longest open period with exponential backoff [default: 1h, or --recovery if longer]
+    #[arg(long, env = "CBREAK_MAX_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_recovery: Option<Millis>,
 
     /// Spread each open period randomly by ±PCT
     #[arg(long, default_value = "0", env = "CBREAK_JITTER", value_parser = parse_percent, value_name = "PCT")]
@@ -344,6 +403,27 @@ pub struct TripArgs {
     /// Open for this long, then probe as usual [default: until `reset`]
     #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Millis>,
+
+    /// Make the breaker if there is none of that name (e.g. before a maintenance window)
+    #[arg(long)]
+    pub create: bool,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct DisableArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name)]
+    pub name: String,
+
+    /// Make the breaker if there is none of that name
+    #[arg(long)]
+    pub create: bool,
+
+    #[command(flatten)]
+    pub hooks: HookArgs,
 }
 
 #[derive(Args, Debug)]
@@ -361,25 +441,13 @@ pub struct RecordArgs {
     pub quiet: bool,
 
     #[command(flatten)]
+    pub rules: RuleArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    #[command(flatten)]
     pub hooks: HookArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct CheckArgs {
-    /// Breaker name
-    #[arg(value_parser = parse_name)]
-    pub name: String,
-
-    /// When the state cannot be used: run (exit 0, as `run` would run the
-    /// command), skip (exit 75) or fail (exit 125)
-    #[arg(
-        long,
-        value_enum,
-        default_value = "run",
-        env = "CBREAK_ON_STATE_ERROR",
-        value_name = "MODE"
-    )]
-    pub on_state_error: OnStateError,
 }
 
 #[derive(Args, Debug)]
