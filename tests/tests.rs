@@ -9,6 +9,7 @@ mod crash;
 mod disk;
 mod generated;
 mod observe;
+mod packaging;
 mod policies;
 mod run;
 mod signals;
