@@ -4,6 +4,7 @@
 mod util;
 
 mod chaos;
+mod colour;
 mod concurrency;
 mod crash;
 mod disk;
