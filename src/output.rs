@@ -352,9 +352,16 @@ fn percent(bp: u32) -> String {
     }
 }
 
-/// The JSON form of one breaker; its keys are a contract (README, tests).
+/// The version of `status --json`'s format, its first key. It goes up
+/// when a key is removed, renamed or changes meaning; adding a key does not
+/// change it.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// The JSON form of one breaker; its keys are a contract, described field
+/// by field in `status.schema.json` (checked by `tests/schema.rs`).
 #[derive(Serialize)]
 pub struct Json<'a> {
+    schema_version: u32,
     name: &'a str,
     state: &'static str,
     mode: &'static str,
@@ -375,8 +382,8 @@ pub struct Json<'a> {
     next_probe_at: Option<String>,
     probe_in_flight: bool,
     probe_successes: u64,
-    window_calls: u64,
-    window_failures: u64,
+    calls_in_window: u64,
+    failures_in_window: u64,
     policy: JsonPolicy,
     recent_outcomes: Vec<&'static str>,
     transitions: Vec<JsonTransition>,
@@ -387,8 +394,8 @@ pub struct Json<'a> {
 #[derive(Serialize)]
 struct JsonPolicy {
     failure_rate_percent: Option<f64>,
-    window_calls: Option<u32>,
-    window_ms: Option<u64>,
+    window_size_calls: Option<u32>,
+    window_size_ms: Option<u64>,
     min_calls: u32,
     timeout_ms: Option<u64>,
     kill_after_ms: u64,
@@ -424,6 +431,7 @@ pub fn json<'a>(name: &'a str, s: &BreakerState, now: Millis) -> Json<'a> {
     let c = &s.counters;
     let t = s.window_tally(now);
     Json {
+        schema_version: JSON_SCHEMA_VERSION,
         name,
         state: s.state.as_str(),
         mode: s.mode.as_str(),
@@ -444,15 +452,15 @@ pub fn json<'a>(name: &'a str, s: &BreakerState, now: Millis) -> Json<'a> {
         next_probe_at: s.next_probe().map(rfc3339),
         probe_in_flight: s.probe.is_some(),
         probe_successes: s.probe_successes,
-        window_calls: t.calls,
-        window_failures: t.failures,
+        calls_in_window: t.calls,
+        failures_in_window: t.failures,
         policy: JsonPolicy {
             failure_rate_percent: p.failure_rate.map(|bp| f64::from(bp) / 100.0),
-            window_calls: match p.window {
+            window_size_calls: match p.window {
                 Window::Count(n) => Some(n),
                 _ => None,
             },
-            window_ms: match p.window {
+            window_size_ms: match p.window {
                 Window::Time(ms) => Some(ms),
                 _ => None,
             },

@@ -13,6 +13,7 @@ mod observe;
 mod packaging;
 mod policies;
 mod run;
+mod schema;
 mod signals;
 mod state_errors;
 mod static_binary;
