@@ -389,6 +389,8 @@ pub struct Json<'a> {
     transitions: Vec<JsonTransition>,
     transitions_total: JsonTotals,
     updated_at: Option<String>,
+    last_success_at: Option<String>,
+    last_failure_at: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -501,6 +503,8 @@ pub fn json<'a>(name: &'a str, s: &BreakerState, now: Millis) -> Json<'a> {
             forced_open: s.transitions[3],
         },
         updated_at: (s.updated_at > 0).then(|| rfc3339(s.updated_at)),
+        last_success_at: (s.last_success_at > 0).then(|| rfc3339(s.last_success_at)),
+        last_failure_at: (s.last_failure_at > 0).then(|| rfc3339(s.last_failure_at)),
     }
 }
 
