@@ -37,6 +37,9 @@ _cbreak() {
             cbreak,metrics)
                 cmd="cbreak__subcmd__metrics"
                 ;;
+            cbreak,name)
+                cmd="cbreak__subcmd__name"
+                ;;
             cbreak,record)
                 cmd="cbreak__subcmd__record"
                 ;;
@@ -73,6 +76,9 @@ _cbreak() {
             cbreak__subcmd__help,metrics)
                 cmd="cbreak__subcmd__help__subcmd__metrics"
                 ;;
+            cbreak__subcmd__help,name)
+                cmd="cbreak__subcmd__help__subcmd__name"
+                ;;
             cbreak__subcmd__help,record)
                 cmd="cbreak__subcmd__help__subcmd__record"
                 ;;
@@ -95,7 +101,7 @@ _cbreak() {
 
     case "${cmd}" in
         cbreak)
-            opts="-h -V --state-dir --allow-network-fs --help --version run status trip reset check record disable enable list forget metrics help"
+            opts="-h -V --state-dir --allow-network-fs --help --version run status trip reset check record disable enable list forget metrics name help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -185,7 +191,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__help)
-            opts="run status trip reset check record disable enable list forget metrics help"
+            opts="run status trip reset check record disable enable list forget metrics name help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -283,6 +289,20 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__help__subcmd__metrics)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cbreak__subcmd__help__subcmd__name)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -399,6 +419,24 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cbreak__subcmd__name)
+            opts="-h --state-dir --allow-network-fs --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

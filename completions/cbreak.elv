@@ -35,6 +35,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand list 'Print the breakers'' names, one per line'
             cand forget 'Delete a breaker''s record'
             cand metrics 'Print every breaker''s metrics in the Prometheus text format'
+            cand name 'Print the name of the breaker `run` would use for a command without --name'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cbreak;run'= {
@@ -97,8 +98,8 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         &'cbreak;check'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
             cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'cbreak;record'= {
             cand --on-open 'Shell command to run when this process opens the breaker'
@@ -145,6 +146,12 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'cbreak;name'= {
+            cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'cbreak;help'= {
             cand run 'Run a command through a breaker'
             cand status 'Show one breaker, or all of them'
@@ -157,6 +164,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand list 'Print the breakers'' names, one per line'
             cand forget 'Delete a breaker''s record'
             cand metrics 'Print every breaker''s metrics in the Prometheus text format'
+            cand name 'Print the name of the breaker `run` would use for a command without --name'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cbreak;help;run'= {
@@ -180,6 +188,8 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         &'cbreak;help;forget'= {
         }
         &'cbreak;help;metrics'= {
+        }
+        &'cbreak;help;name'= {
         }
         &'cbreak;help;help'= {
         }

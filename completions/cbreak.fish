@@ -39,6 +39,7 @@ complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "enable" -d 'Undo `dis
 complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "list" -d 'Print the breakers\' names, one per line'
 complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "forget" -d 'Delete a breaker\'s record'
 complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "metrics" -d 'Print every breaker\'s metrics in the Prometheus text format'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "name" -d 'Print the name of the breaker `run` would use for a command without --name'
 complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s n -l name -d 'Breaker name [default: the program\'s name and a hash of the whole command]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s t -l threshold -d 'Consecutive failures that open the breaker (0: no consecutive rule)' -r
@@ -88,7 +89,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l allow-network-fs
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
-complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-open -d 'Shell command to run when this process opens the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-close -d 'Shell command to run when this process closes the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-half-open -d 'Shell command to run when this process moves the breaker to half-open' -r
@@ -114,15 +115,19 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s o -l output -d
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s h -l help -d 'Print help'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "run" -d 'Run a command through a breaker'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "status" -d 'Show one breaker, or all of them'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "trip" -d 'Force a breaker open: until `reset`, or for a while with --for'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "reset" -d 'Close a breaker and forget its failures'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "check" -d 'Exit 0 if a call would run now, 75 if it would be skipped; change nothing'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "record" -d 'Record an outcome from a script, as `run` would'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "disable" -d 'Metrics only: every call runs and is counted, the breaker never opens'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "enable" -d 'Undo `disable`'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "list" -d 'Print the breakers\' names, one per line'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "forget" -d 'Delete a breaker\'s record'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "metrics" -d 'Print every breaker\'s metrics in the Prometheus text format'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "run" -d 'Run a command through a breaker'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "status" -d 'Show one breaker, or all of them'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "trip" -d 'Force a breaker open: until `reset`, or for a while with --for'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "reset" -d 'Close a breaker and forget its failures'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "check" -d 'Exit 0 if a call would run now, 75 if it would be skipped; change nothing'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "record" -d 'Record an outcome from a script, as `run` would'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "disable" -d 'Metrics only: every call runs and is counted, the breaker never opens'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "enable" -d 'Undo `disable`'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "list" -d 'Print the breakers\' names, one per line'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "forget" -d 'Delete a breaker\'s record'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "metrics" -d 'Print every breaker\'s metrics in the Prometheus text format'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "name" -d 'Print the name of the breaker `run` would use for a command without --name'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

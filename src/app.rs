@@ -43,6 +43,16 @@ pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
 
 /// Carries out `config`.
 pub fn execute(config: Config) -> Exit {
+    if let Action::Name { name } = &config.action {
+        // Needs no state directory: the name comes from the command alone.
+        return match output::print(&format!("{name}\n")) {
+            Ok(()) => Exit::Success,
+            Err(e) => {
+                say(&format!("cannot write the name: {e}"));
+                Exit::Error
+            }
+        };
+    }
     let allow_network_fs = config.allow_network_fs;
     let store = state_dir(config.state_dir).map(|dir| Store::new(dir, allow_network_fs));
     if let Action::Run(run) = config.action {
@@ -78,6 +88,7 @@ pub fn execute(config: Config) -> Exit {
         Action::List => list(&store),
         Action::Forget { name } => store.forget(&name).map(|()| Exit::Success).map_err(failed),
         Action::Metrics { output } => metrics(&store, output),
+        Action::Name { .. } => unreachable!("handled above"),
     };
     result.unwrap_or_else(|(exit, msg)| {
         say(&msg);

@@ -157,6 +157,10 @@ pub enum Action {
     Metrics {
         output: Option<PathBuf>,
     },
+    /// Print a breaker's name (`cbreak name`).
+    Name {
+        name: String,
+    },
 }
 
 /// How `status` renders.
@@ -221,7 +225,12 @@ impl Config {
                 duration: t.duration,
             },
             C::Reset(n) => Action::Reset { name: n.name },
-            C::Check(n) => Action::Check { name: n.name },
+            C::Check(c) => Action::Check {
+                name: match c.name {
+                    Some(name) => name,
+                    None => crate::store::default_name(&c.command),
+                },
+            },
             C::Record(r) => Action::Record {
                 name: r.name,
                 outcome: match r.outcome {
@@ -237,6 +246,9 @@ impl Config {
             C::List(_) => Action::List,
             C::Forget(n) => Action::Forget { name: n.name },
             C::Metrics(m) => Action::Metrics { output: m.output },
+            C::Name(n) => Action::Name {
+                name: crate::store::default_name(&n.command),
+            },
         };
         Ok(Config {
             state_dir: cli.global.state_dir,

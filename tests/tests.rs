@@ -9,6 +9,7 @@ mod concurrency;
 mod crash;
 mod disk;
 mod generated;
+mod name;
 mod observe;
 mod packaging;
 mod policies;

@@ -50,18 +50,19 @@ pub struct GlobalArgs {
 type Build = fn(clap::Command) -> clap::Command;
 
 /// Each subcommand and what builds its arguments, in [`Command`]'s order.
-const SUBCOMMANDS: [(&str, Build); 11] = [
+const SUBCOMMANDS: [(&str, Build); 12] = [
     ("run", <RunArgs as Args>::augment_args),
     ("status", <StatusArgs as Args>::augment_args),
     ("trip", <TripArgs as Args>::augment_args),
     ("reset", <NameArgs as Args>::augment_args),
-    ("check", <NameArgs as Args>::augment_args),
+    ("check", <CheckArgs as Args>::augment_args),
     ("record", <RecordArgs as Args>::augment_args),
     ("disable", <NameArgs as Args>::augment_args),
     ("enable", <NameArgs as Args>::augment_args),
     ("list", std::convert::identity),
     ("forget", <NameArgs as Args>::augment_args),
     ("metrics", <MetricsArgs as Args>::augment_args),
+    ("name", <CommandNameArgs as Args>::augment_args),
 ];
 
 /// Parses the command line (program name first).
@@ -107,7 +108,10 @@ pub enum Command {
     /// Close a breaker and forget its failures
     Reset(NameArgs),
     /// Exit 0 if a call would run now, 75 if it would be skipped; change nothing
-    Check(NameArgs),
+    ///
+    /// Give the breaker's NAME, or the command after `--` to ask about the
+    /// breaker `run` would use for it without --name.
+    Check(CheckArgs),
     /// Record an outcome from a script, as `run` would
     Record(RecordArgs),
     /// Metrics only: every call runs and is counted, the breaker never opens
@@ -120,6 +124,8 @@ pub enum Command {
     Forget(NameArgs),
     /// Print every breaker's metrics in the Prometheus text format
     Metrics(MetricsArgs),
+    /// Print the name of the breaker `run` would use for a command without --name
+    Name(CommandNameArgs),
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +136,24 @@ pub struct NameArgs {
     /// Breaker name
     #[arg(value_parser = parse_name)]
     pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Breaker name
+    #[arg(value_parser = parse_name, required_unless_present = "command", conflicts_with = "command")]
+    pub name: Option<String>,
+
+    /// The command whose breaker to check, after `--`
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct CommandNameArgs {
+    /// The command, with its arguments, exactly as it would follow `cbreak run`
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Args, Debug)]
@@ -418,6 +442,9 @@ mod tests {
             &["cbreak", "disable", "a"],
             &["cbreak", "enable", "a"],
             &["cbreak", "forget", "a"],
+            &["cbreak", "check", "--", "curl", "-f"],
+            &["cbreak", "name", "curl", "-f"],
+            &["cbreak", "name", "--", "curl", "-f"],
         ] {
             let fast = parse(args.iter().map(OsString::from)).unwrap();
             let full = Cli::try_parse_from(args).unwrap();
