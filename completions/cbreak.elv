@@ -36,6 +36,8 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand forget 'Delete a breaker''s record'
             cand metrics 'Print every breaker''s metrics in the Prometheus text format'
             cand name 'Print the name of the breaker `run` would use for a command without --name'
+            cand completions 'Print the completion script for a shell'
+            cand man 'Print a man page (roff): `cbreak man run | man -l -`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cbreak;run'= {
@@ -152,6 +154,19 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'cbreak;completions'= {
+            cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cbreak;man'= {
+            cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --list 'Print the pages'' names, one per line'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'cbreak;help'= {
             cand run 'Run a command through a breaker'
             cand status 'Show one breaker, or all of them'
@@ -165,6 +180,8 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand forget 'Delete a breaker''s record'
             cand metrics 'Print every breaker''s metrics in the Prometheus text format'
             cand name 'Print the name of the breaker `run` would use for a command without --name'
+            cand completions 'Print the completion script for a shell'
+            cand man 'Print a man page (roff): `cbreak man run | man -l -`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cbreak;help;run'= {
@@ -190,6 +207,10 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         &'cbreak;help;metrics'= {
         }
         &'cbreak;help;name'= {
+        }
+        &'cbreak;help;completions'= {
+        }
+        &'cbreak;help;man'= {
         }
         &'cbreak;help;help'= {
         }

@@ -43,15 +43,8 @@ pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
 
 /// Carries out `config`.
 pub fn execute(config: Config) -> Exit {
-    if let Action::Name { name } = &config.action {
-        // Needs no state directory: the name comes from the command alone.
-        return match output::print(&format!("{name}\n")) {
-            Ok(()) => Exit::Success,
-            Err(e) => {
-                say(&format!("cannot write the name: {e}"));
-                Exit::Error
-            }
-        };
+    if let Some(exit) = without_state(&config.action) {
+        return exit;
     }
     let allow_network_fs = config.allow_network_fs;
     let store = state_dir(config.state_dir).map(|dir| Store::new(dir, allow_network_fs));
@@ -88,11 +81,46 @@ pub fn execute(config: Config) -> Exit {
         Action::List => list(&store),
         Action::Forget { name } => store.forget(&name).map(|()| Exit::Success).map_err(failed),
         Action::Metrics { output } => metrics(&store, output),
-        Action::Name { .. } => unreachable!("handled above"),
+        Action::Name { .. } | Action::Completions(_) | Action::Man { .. } => {
+            unreachable!("handled above")
+        }
     };
     result.unwrap_or_else(|(exit, msg)| {
         say(&msg);
         exit
+    })
+}
+
+/// The subcommands that need no state directory: `name`, `completions`,
+/// `man`. None for the others.
+fn without_state(action: &Action) -> Option<Exit> {
+    let text = match action {
+        Action::Name { name } => format!("{name}\n"),
+        Action::Completions(shell) => crate::cli::generate::completions(*shell),
+        Action::Man { list: true, .. } => crate::cli::man::pages()
+            .into_iter()
+            .map(|(name, _)| name + "\n")
+            .collect(),
+        Action::Man { page, .. } => {
+            let page = page.as_deref().unwrap_or("cbreak");
+            match crate::cli::man::page_named(page) {
+                Some(text) => text,
+                None => {
+                    say(&format!(
+                        "no man page '{page}'; 'cbreak man --list' lists them"
+                    ));
+                    return Some(Exit::Error);
+                }
+            }
+        }
+        _ => return None,
+    };
+    Some(match output::print(&text) {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            say(&format!("cannot write to stdout: {e}"));
+            Exit::Error
+        }
     })
 }
 

@@ -161,6 +161,13 @@ pub enum Action {
     Name {
         name: String,
     },
+    /// Print a completion script.
+    Completions(cli::ShellArg),
+    /// Print a man page, or the pages' names.
+    Man {
+        page: Option<String>,
+        list: bool,
+    },
 }
 
 /// How `status` renders.
@@ -248,6 +255,11 @@ impl Config {
             C::Metrics(m) => Action::Metrics { output: m.output },
             C::Name(n) => Action::Name {
                 name: crate::store::default_name(&n.command),
+            },
+            C::Completions(c) => Action::Completions(c.shell),
+            C::Man(m) => Action::Man {
+                page: m.page,
+                list: m.list,
             },
         };
         Ok(Config {

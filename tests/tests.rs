@@ -5,6 +5,7 @@ mod util;
 
 mod chaos;
 mod colour;
+mod completions;
 mod concurrency;
 mod crash;
 mod disk;

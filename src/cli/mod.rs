@@ -5,12 +5,14 @@
 //! rest of cbreak uses; no other module sees clap.
 
 mod fast;
+pub mod generate;
+pub mod man;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum, ValueHint};
 
 use crate::breaker::{CodeSet, Millis, Window};
 use crate::config::{
@@ -50,7 +52,7 @@ pub struct GlobalArgs {
 type Build = fn(clap::Command) -> clap::Command;
 
 /// Each subcommand and what builds its arguments, in [`Command`]'s order.
-const SUBCOMMANDS: [(&str, Build); 12] = [
+const SUBCOMMANDS: [(&str, Build); 14] = [
     ("run", <RunArgs as Args>::augment_args),
     ("status", <StatusArgs as Args>::augment_args),
     ("trip", <TripArgs as Args>::augment_args),
@@ -63,6 +65,8 @@ const SUBCOMMANDS: [(&str, Build); 12] = [
     ("forget", <NameArgs as Args>::augment_args),
     ("metrics", <MetricsArgs as Args>::augment_args),
     ("name", <CommandNameArgs as Args>::augment_args),
+    ("completions", <CompletionsArgs as Args>::augment_args),
+    ("man", <ManArgs as Args>::augment_args),
 ];
 
 /// Parses the command line (program name first).
@@ -126,6 +130,14 @@ pub enum Command {
     Metrics(MetricsArgs),
     /// Print the name of the breaker `run` would use for a command without --name
     Name(CommandNameArgs),
+    /// Print the completion script for a shell
+    ///
+    /// bash: `cbreak completions bash > ~/.local/share/bash-completion/completions/cbreak`;
+    /// zsh: into a directory on $fpath as `_cbreak`; fish:
+    /// `cbreak completions fish > ~/.config/fish/completions/cbreak.fish`.
+    Completions(CompletionsArgs),
+    /// Print a man page (roff): `cbreak man run | man -l -`
+    Man(ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -145,14 +157,14 @@ pub struct CheckArgs {
     pub name: Option<String>,
 
     /// The command whose breaker to check, after `--`
-    #[arg(last = true, value_name = "COMMAND")]
+    #[arg(last = true, value_name = "COMMAND", value_hint = ValueHint::CommandWithArguments)]
     pub command: Vec<OsString>,
 }
 
 #[derive(Args, Debug)]
 pub struct CommandNameArgs {
     /// The command, with its arguments, exactly as it would follow `cbreak run`
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND", value_hint = ValueHint::CommandWithArguments)]
     pub command: Vec<OsString>,
 }
 
@@ -210,7 +222,7 @@ pub struct RunArgs {
     pub hooks: HookArgs,
 
     /// The command to run, with its arguments
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND", value_hint = ValueHint::CommandWithArguments)]
     pub command: Vec<OsString>,
 }
 
@@ -353,6 +365,33 @@ pub struct MetricsArgs {
     /// Write to FILE atomically (for node_exporter's textfile collector)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// The page: cbreak, or a subcommand's (run or cbreak-run) [default: cbreak]
+    pub page: Option<String>,
+
+    /// Print the pages' names, one per line
+    #[arg(long, conflicts_with = "page")]
+    pub list: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    #[value(name = "powershell")]
+    PowerShell,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
