@@ -3,6 +3,9 @@
 //! Owns what the user types and nothing else. The value parsers live in
 //! `config`, which also turns these structs into the plain configuration the
 //! rest of cbreak uses; no other module sees clap.
+//!
+//! Its submodules `generate` and `man` make the completion scripts and man
+//! pages from the same definition (`cbreak completions`, `cbreak man`).
 
 mod fast;
 pub mod generate;
