@@ -39,6 +39,9 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Print the breakers'' names, one per line')
             [CompletionResult]::new('forget', 'forget', [CompletionResultType]::ParameterValue, 'Delete a breaker''s record')
             [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Print every breaker''s metrics in the Prometheus text format')
+            [CompletionResult]::new('name', 'name', [CompletionResultType]::ParameterValue, 'Print the name of the breaker `run` would use for a command without --name')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page (roff): `cbreak man run | man -l -`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -242,6 +245,31 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'cbreak;name' {
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'cbreak;completions' {
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
+        'cbreak;man' {
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--list', '--list', [CompletionResultType]::ParameterName, 'Print the pages'' names, one per line')
+            [CompletionResult]::new('--allow-network-fs', '--allow-network-fs', [CompletionResultType]::ParameterName, 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'cbreak;help' {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command through a breaker')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show one breaker, or all of them')
@@ -254,6 +282,9 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Print the breakers'' names, one per line')
             [CompletionResult]::new('forget', 'forget', [CompletionResultType]::ParameterValue, 'Delete a breaker''s record')
             [CompletionResult]::new('metrics', 'metrics', [CompletionResultType]::ParameterValue, 'Print every breaker''s metrics in the Prometheus text format')
+            [CompletionResult]::new('name', 'name', [CompletionResultType]::ParameterValue, 'Print the name of the breaker `run` would use for a command without --name')
+            [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell')
+            [CompletionResult]::new('man', 'man', [CompletionResultType]::ParameterValue, 'Print a man page (roff): `cbreak man run | man -l -`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -288,6 +319,15 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             break
         }
         'cbreak;help;metrics' {
+            break
+        }
+        'cbreak;help;name' {
+            break
+        }
+        'cbreak;help;completions' {
+            break
+        }
+        'cbreak;help;man' {
             break
         }
         'cbreak;help;help' {

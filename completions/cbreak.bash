@@ -19,6 +19,9 @@ _cbreak() {
             cbreak,check)
                 cmd="cbreak__subcmd__check"
                 ;;
+            cbreak,completions)
+                cmd="cbreak__subcmd__completions"
+                ;;
             cbreak,disable)
                 cmd="cbreak__subcmd__disable"
                 ;;
@@ -34,8 +37,14 @@ _cbreak() {
             cbreak,list)
                 cmd="cbreak__subcmd__list"
                 ;;
+            cbreak,man)
+                cmd="cbreak__subcmd__man"
+                ;;
             cbreak,metrics)
                 cmd="cbreak__subcmd__metrics"
+                ;;
+            cbreak,name)
+                cmd="cbreak__subcmd__name"
                 ;;
             cbreak,record)
                 cmd="cbreak__subcmd__record"
@@ -55,6 +64,9 @@ _cbreak() {
             cbreak__subcmd__help,check)
                 cmd="cbreak__subcmd__help__subcmd__check"
                 ;;
+            cbreak__subcmd__help,completions)
+                cmd="cbreak__subcmd__help__subcmd__completions"
+                ;;
             cbreak__subcmd__help,disable)
                 cmd="cbreak__subcmd__help__subcmd__disable"
                 ;;
@@ -70,8 +82,14 @@ _cbreak() {
             cbreak__subcmd__help,list)
                 cmd="cbreak__subcmd__help__subcmd__list"
                 ;;
+            cbreak__subcmd__help,man)
+                cmd="cbreak__subcmd__help__subcmd__man"
+                ;;
             cbreak__subcmd__help,metrics)
                 cmd="cbreak__subcmd__help__subcmd__metrics"
+                ;;
+            cbreak__subcmd__help,name)
+                cmd="cbreak__subcmd__help__subcmd__name"
                 ;;
             cbreak__subcmd__help,record)
                 cmd="cbreak__subcmd__help__subcmd__record"
@@ -95,7 +113,7 @@ _cbreak() {
 
     case "${cmd}" in
         cbreak)
-            opts="-h -V --state-dir --allow-network-fs --lock-timeout --help --version run status trip reset check record disable enable list forget metrics help"
+            opts="-h -V --state-dir --allow-network-fs --lock-timeout --help --version run status trip reset check record disable enable list forget metrics name completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -218,6 +236,28 @@ _cbreak() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cbreak__subcmd__completions)
+            opts="-h --state-dir --allow-network-fs --lock-timeout --help bash zsh fish elvish powershell"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cbreak__subcmd__disable)
             opts="-h --create --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -325,7 +365,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__help)
-            opts="run status trip reset check record disable enable list forget metrics help"
+            opts="run status trip reset check record disable enable list forget metrics name completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -339,6 +379,20 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cbreak__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -422,7 +476,35 @@ _cbreak() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cbreak__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cbreak__subcmd__help__subcmd__metrics)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cbreak__subcmd__help__subcmd__name)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -528,6 +610,28 @@ _cbreak() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        cbreak__subcmd__man)
+            opts="-h --list --state-dir --allow-network-fs --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         cbreak__subcmd__metrics)
             opts="-o -h --output --state-dir --allow-network-fs --lock-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -543,6 +647,28 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        cbreak__subcmd__name)
+            opts="-h --state-dir --allow-network-fs --lock-timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --state-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -931,8 +1057,87 @@ _cbreak() {
     esac
 }
 
+
+# Added to clap's completion: breaker names where a NAME goes (from
+# `cbreak list` in the state directory the command line names), and a
+# command line after `--` or after the first word of `run`'s command.
+_cbreak_breakers() {
+    local i dir=
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in
+            --state-dir) dir=${COMP_WORDS[i+1]} ;;
+            --state-dir=*) dir=${COMP_WORDS[i]#--state-dir=} ;;
+        esac
+    done
+    cbreak ${dir:+--state-dir "$dir"} list 2>/dev/null
+}
+
+_cbreak_complete() {
+    local cur=${COMP_WORDS[COMP_CWORD]} prev=
+    ((COMP_CWORD > 1)) && prev=${COMP_WORDS[COMP_CWORD-1]}
+    local i w sub= positionals=0 command_at=
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        case $w in
+            --)
+                command_at=$((i + 1))
+                break ;;
+            --state-dir|--lock-timeout|--name|-n|--threshold|-t|--recovery|-r|--open-exit-code|--on-state-error|--fallback|--failure-rate|--window|--min-calls|--timeout|--kill-after|--signal|-s|--slow|--success-codes|--ignore-codes|--backoff|--backoff-factor|--max-recovery|--jitter|--probes|--on-open|--on-close|--on-half-open|--on-change|--hook-timeout|--color|--for|--output|-o)
+                ((i++))
+                continue ;;
+            -*) continue ;;
+        esac
+        if [[ -z $sub ]]; then
+            sub=$w
+            continue
+        fi
+        case $sub in
+            run|name)
+                command_at=$i
+                break ;;
+        esac
+        positionals=$((positionals + 1))
+    done
+    if [[ -n $command_at ]]; then
+        case $sub in
+            run|name|check)
+                if ((command_at == COMP_CWORD)); then
+                    COMPREPLY=($(compgen -c -- "$cur"))
+                elif declare -F _command_offset >/dev/null; then
+                    _command_offset "$command_at"
+                else
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                fi
+                return ;;
+        esac
+    fi
+    case $prev in
+        --state-dir|--lock-timeout|--name|-n|--threshold|-t|--recovery|-r|--open-exit-code|--on-state-error|--fallback|--failure-rate|--window|--min-calls|--timeout|--kill-after|--signal|-s|--slow|--success-codes|--ignore-codes|--backoff|--backoff-factor|--max-recovery|--jitter|--probes|--on-open|--on-close|--on-half-open|--on-change|--hook-timeout|--color|--for|--output|-o)
+            case $prev in
+                --name|-n)
+                    COMPREPLY=($(compgen -W "$(_cbreak_breakers)" -- "$cur"))
+                    compopt +o default +o bashdefault 2>/dev/null
+                    return ;;
+            esac
+            _cbreak "$@"
+            return ;;
+    esac
+    if [[ -n $sub && $cur != -* && $positionals -eq 0 ]]; then
+        case $sub in
+            status|trip|reset|check|record|disable|enable|forget)
+                COMPREPLY=($(compgen -W "$(_cbreak_breakers)" -- "$cur"))
+                compopt +o default +o bashdefault 2>/dev/null
+                return ;;
+            run|name)
+                COMPREPLY=($(compgen -c -- "$cur"))
+                return ;;
+        esac
+    fi
+    _cbreak "$@"
+}
+
 if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
-    complete -F _cbreak -o nosort -o bashdefault -o default cbreak
+    complete -F _cbreak_complete -o nosort -o bashdefault -o default cbreak
 else
-    complete -F _cbreak -o bashdefault -o default cbreak
+    complete -F _cbreak_complete -o bashdefault -o default cbreak
 fi

@@ -36,6 +36,9 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand list 'Print the breakers'' names, one per line'
             cand forget 'Delete a breaker''s record'
             cand metrics 'Print every breaker''s metrics in the Prometheus text format'
+            cand name 'Print the name of the breaker `run` would use for a command without --name'
+            cand completions 'Print the completion script for a shell'
+            cand man 'Print a man page (roff): `cbreak man run | man -l -`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cbreak;run'= {
@@ -227,6 +230,28 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'cbreak;name'= {
+            cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'cbreak;completions'= {
+            cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'cbreak;man'= {
+            cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --list 'Print the pages'' names, one per line'
+            cand --allow-network-fs 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'cbreak;help'= {
             cand run 'Run a command through a breaker'
             cand status 'Show one breaker, or all of them'
@@ -239,6 +264,9 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand list 'Print the breakers'' names, one per line'
             cand forget 'Delete a breaker''s record'
             cand metrics 'Print every breaker''s metrics in the Prometheus text format'
+            cand name 'Print the name of the breaker `run` would use for a command without --name'
+            cand completions 'Print the completion script for a shell'
+            cand man 'Print a man page (roff): `cbreak man run | man -l -`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'cbreak;help;run'= {
@@ -262,6 +290,12 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         &'cbreak;help;forget'= {
         }
         &'cbreak;help;metrics'= {
+        }
+        &'cbreak;help;name'= {
+        }
+        &'cbreak;help;completions'= {
+        }
+        &'cbreak;help;man'= {
         }
         &'cbreak;help;help'= {
         }

@@ -40,6 +40,9 @@ complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "enable" -d 'Undo `dis
 complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "list" -d 'Print the breakers\' names, one per line'
 complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "forget" -d 'Delete a breaker\'s record'
 complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "metrics" -d 'Print every breaker\'s metrics in the Prometheus text format'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "name" -d 'Print the name of the breaker `run` would use for a command without --name'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "completions" -d 'Print the completion script for a shell'
+complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "man" -d 'Print a man page (roff): `cbreak man run | man -l -`'
 complete -c cbreak -n "__fish_cbreak_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s n -l name -d 'Breaker name [default: the program\'s name and a hash of the whole command]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s t -l threshold -d 'Consecutive failures that open the breaker (0: no consecutive rule)' -r
@@ -193,15 +196,67 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l state-dir -d '
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s h -l help -d 'Print help'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "run" -d 'Run a command through a breaker'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "status" -d 'Show one breaker, or all of them'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "trip" -d 'Force a breaker open: until `reset`, or for a while with --for'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "reset" -d 'Close a breaker and forget its failures'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "check" -d 'Exit 0 if a call would run now, 75 if it would be skipped; change nothing'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "record" -d 'Record an outcome from a script, as `run` would'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "disable" -d 'Metrics only: every call runs and is counted, the breaker never opens'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "enable" -d 'Undo `disable`'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "list" -d 'Print the breakers\' names, one per line'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "forget" -d 'Delete a breaker\'s record'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "metrics" -d 'Print every breaker\'s metrics in the Prometheus text format'
-complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l list -d 'Print the pages\' names, one per line'
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -s h -l help -d 'Print help'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "run" -d 'Run a command through a breaker'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "status" -d 'Show one breaker, or all of them'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "trip" -d 'Force a breaker open: until `reset`, or for a while with --for'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "reset" -d 'Close a breaker and forget its failures'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "check" -d 'Exit 0 if a call would run now, 75 if it would be skipped; change nothing'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "record" -d 'Record an outcome from a script, as `run` would'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "disable" -d 'Metrics only: every call runs and is counted, the breaker never opens'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "enable" -d 'Undo `disable`'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "list" -d 'Print the breakers\' names, one per line'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "forget" -d 'Delete a breaker\'s record'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "metrics" -d 'Print every breaker\'s metrics in the Prometheus text format'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "name" -d 'Print the name of the breaker `run` would use for a command without --name'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "completions" -d 'Print the completion script for a shell'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "man" -d 'Print a man page (roff): `cbreak man run | man -l -`'
+complete -c cbreak -n "__fish_cbreak_using_subcommand help; and not __fish_seen_subcommand_from run status trip reset check record disable enable list forget metrics name completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+
+# Added to clap's completion: breaker names where a NAME goes, from
+# `cbreak list` in the state directory the command line names.
+function __cbreak_breakers
+    set -l args (commandline -opc)
+    set -l dir
+    for i in (seq (count $args))
+        switch $args[$i]
+            case --state-dir
+                set dir $args[(math $i + 1)]
+            case '--state-dir=*'
+                set dir (string replace -- --state-dir= '' $args[$i])
+        end
+    end
+    if test -n "$dir"
+        cbreak --state-dir $dir list 2>/dev/null
+    else
+        cbreak list 2>/dev/null
+    end
+end
+
+# The command line after `--`, completed as that command's own.
+function __cbreak_after_dashdash
+    set -l args (commandline -opc)
+    set -l i (contains -i -- -- $args); or return 1
+    set -l rest $args[(math $i + 1)..-1]
+    if test (count $rest) -eq 0
+        __fish_complete_command
+    else
+        complete -C (string join ' ' -- (string escape -- $rest) (commandline -ct))
+    end
+end
+
+complete -c cbreak -n "__fish_seen_subcommand_from status trip reset check record disable enable forget; and not contains -- -- (commandline -opc)" -f -a "(__cbreak_breakers)"
+complete -c cbreak -n "__fish_seen_subcommand_from run" -s n -l name -x -a "(__cbreak_breakers)"
+complete -c cbreak -n "__fish_seen_subcommand_from run name check; and contains -- -- (commandline -opc)" -f -a "(__cbreak_after_dashdash)"

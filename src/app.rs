@@ -49,6 +49,9 @@ pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
 
 /// Carries out `config`.
 pub fn execute(config: Config) -> Exit {
+    if let Some(exit) = without_state(&config.action) {
+        return exit;
+    }
     let allow_network_fs = config.allow_network_fs;
     let lock_wait = config.lock_wait;
     let store = state_dir(config.state_dir)
@@ -105,6 +108,9 @@ pub fn execute(config: Config) -> Exit {
         Action::List => list(&store),
         Action::Forget { name } => store.forget(&name).map(|()| Exit::Success).map_err(failed),
         Action::Metrics { output } => metrics(&store, output),
+        Action::Name { .. } | Action::Completions(_) | Action::Man { .. } => {
+            unreachable!("handled above")
+        }
     };
     tell(&store);
     result.unwrap_or_else(|(exit, msg)| {
@@ -119,6 +125,39 @@ fn tell(store: &Store) {
     for event in store.take_events() {
         warn(&event.to_string());
     }
+}
+
+/// The subcommands that need no state directory: `name`, `completions`,
+/// `man`. None for the others.
+fn without_state(action: &Action) -> Option<Exit> {
+    let text = match action {
+        Action::Name { name } => format!("{name}\n"),
+        Action::Completions(shell) => crate::cli::generate::completions(*shell),
+        Action::Man { list: true, .. } => crate::cli::man::pages()
+            .into_iter()
+            .map(|(name, _)| name + "\n")
+            .collect(),
+        Action::Man { page, .. } => {
+            let page = page.as_deref().unwrap_or("cbreak");
+            match crate::cli::man::page_named(page) {
+                Some(text) => text,
+                None => {
+                    say(&format!(
+                        "no man page '{page}'; 'cbreak man --list' lists them"
+                    ));
+                    return Some(Exit::Error);
+                }
+            }
+        }
+        _ => return None,
+    };
+    Some(match output::print(&text) {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            say(&format!("cannot write to stdout: {e}"));
+            Exit::Error
+        }
+    })
 }
 
 fn fresh_state() -> BreakerState {

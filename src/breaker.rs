@@ -489,6 +489,11 @@ pub struct BreakerState {
     pub history: History,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// When a call last ended in a success; 0 for never.
+    pub last_success_at: Millis,
+    /// When a call last ended in a failure (slow calls and timeouts
+    /// included); 0 for never.
+    pub last_failure_at: Millis,
 }
 
 impl BreakerState {
@@ -721,8 +726,14 @@ impl BreakerState {
             }
         }
         let failed = match call.outcome {
-            Outcome::Success => false,
-            Outcome::Failure => true,
+            Outcome::Success => {
+                self.last_success_at = now;
+                false
+            }
+            Outcome::Failure => {
+                self.last_failure_at = now;
+                true
+            }
             Outcome::Ignored | Outcome::Cancelled => {
                 self.release(ticket);
                 return None;

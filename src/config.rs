@@ -271,6 +271,17 @@ pub enum Action {
     Metrics {
         output: Option<PathBuf>,
     },
+    /// Print a breaker's name (`cbreak name`).
+    Name {
+        name: String,
+    },
+    /// Print a completion script.
+    Completions(cli::ShellArg),
+    /// Print a man page, or the pages' names.
+    Man {
+        page: Option<String>,
+        list: bool,
+    },
 }
 
 /// How `status` renders.
@@ -361,7 +372,10 @@ impl Config {
                 hooks: hooks(c.hooks)?,
             },
             C::Check(c) => Action::Check {
-                name: c.name,
+                name: match c.name {
+                    Some(name) => name,
+                    None => crate::store::default_name(&c.command),
+                },
                 policy: policy(&c.rules.threshold, c.rules.recovery, &c.policy)?,
                 on_state_error: c.on_state_error,
             },
@@ -388,6 +402,14 @@ impl Config {
             C::List(_) => Action::List,
             C::Forget(n) => Action::Forget { name: n.name },
             C::Metrics(m) => Action::Metrics { output: m.output },
+            C::Name(n) => Action::Name {
+                name: crate::store::default_name(&n.command),
+            },
+            C::Completions(c) => Action::Completions(c.shell),
+            C::Man(m) => Action::Man {
+                page: m.page,
+                list: m.list,
+            },
         };
         Ok(Config {
             state_dir: cli.global.state_dir,

@@ -3,7 +3,8 @@
 //!
 //! The binary is a thin shell around [`run`]. The modules, one concept each:
 //!
-//! - [`cli`] and [`config`]: the command line, parsed once into plain values;
+//! - [`cli`] and [`config`]: the command line, parsed once into plain values
+//!   (and the completion scripts and man pages made from its definition);
 //! - [`breaker`] (with [`window`] and [`history`]): the pure state machine
 //!   and its policies, time injected, no I/O;
 //! - [`record`]: one breaker's file — layout, mapping, locking, validation;

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::breaker::{BreakerState, Millis, State};
+use crate::breaker::{BreakerState, Millis, Mode, State};
 
 struct Family {
     name: &'static str,
@@ -16,7 +16,7 @@ struct Family {
     help: &'static str,
 }
 
-const FAMILIES: [Family; 10] = [
+const FAMILIES: [Family; 14] = [
     Family {
         name: "cbreak_state",
         kind: "gauge",
@@ -61,6 +61,26 @@ const FAMILIES: [Family; 10] = [
         name: "cbreak_transitions_total",
         kind: "counter",
         help: "Transitions into each state.",
+    },
+    Family {
+        name: "cbreak_disabled",
+        kind: "gauge",
+        help: "1 when the breaker is disabled (metrics only: every call runs, it never opens), else 0.",
+    },
+    Family {
+        name: "cbreak_recovery_period_seconds",
+        kind: "gauge",
+        help: "The current open period: the configured recovery, grown by backoff after failed probes.",
+    },
+    Family {
+        name: "cbreak_last_success_timestamp_seconds",
+        kind: "gauge",
+        help: "When a call last succeeded (Unix time); 0 when none has.",
+    },
+    Family {
+        name: "cbreak_last_failure_timestamp_seconds",
+        kind: "gauge",
+        help: "When a call last failed (Unix time); 0 when none has.",
     },
     Family {
         name: "cbreak_threshold",
@@ -122,6 +142,17 @@ pub fn render(breakers: &[(String, BreakerState)]) -> String {
                 "cbreak_opened_timestamp_seconds" => line(String::new(), seconds(s.opened())),
                 "cbreak_next_probe_timestamp_seconds" => {
                     line(String::new(), seconds(s.next_probe()))
+                }
+                "cbreak_disabled" => line(
+                    String::new(),
+                    u8::from(s.mode == Mode::Disabled).to_string(),
+                ),
+                "cbreak_recovery_period_seconds" => line(String::new(), seconds(Some(s.recovery))),
+                "cbreak_last_success_timestamp_seconds" => {
+                    line(String::new(), seconds(Some(s.last_success_at)))
+                }
+                "cbreak_last_failure_timestamp_seconds" => {
+                    line(String::new(), seconds(Some(s.last_failure_at)))
                 }
                 "cbreak_transitions_total" => {
                     for st in State::ALL {
@@ -223,6 +254,38 @@ mod tests {
         assert!(text.contains("cbreak_next_probe_timestamp_seconds{name=\"api\"} 31.500\n"));
         assert!(text.contains("cbreak_opened_timestamp_seconds{name=\"db\"} 0.000\n"));
         assert!(text.contains("cbreak_transitions_total{name=\"api\",to=\"open\"} 1\n"));
+    }
+
+    #[test]
+    fn mode_recovery_and_last_outcomes_are_exported() {
+        use crate::breaker::tests::FakeHost;
+        use crate::breaker::{Admission, Call, Outcome, Policy};
+        let mut h = FakeHost::at(10_000);
+        let p = Policy::default();
+        let mut s = BreakerState::new(h.now, 1, p);
+        let call = |s: &mut BreakerState, h: &mut FakeHost, outcome| {
+            h.now += 1_250;
+            let (Admission::Run(t), _) = s.admit(&p, h) else {
+                panic!("rejected")
+            };
+            let call = Call {
+                outcome,
+                slow: false,
+                timed_out: false,
+            };
+            s.record(t, call, h);
+        };
+        call(&mut s, &mut h, Outcome::Success);
+        call(&mut s, &mut h, Outcome::Failure);
+        s.disable(h.now);
+        let text = render(&[("api".into(), s)]);
+        assert!(text.contains("cbreak_disabled{name=\"api\"} 1\n"), "{text}");
+        assert!(text.contains("cbreak_recovery_period_seconds{name=\"api\"} 30.000\n"));
+        assert!(text.contains("cbreak_last_success_timestamp_seconds{name=\"api\"} 11.250\n"));
+        assert!(text.contains("cbreak_last_failure_timestamp_seconds{name=\"api\"} 12.500\n"));
+        let fresh = render(&[("db".into(), BreakerState::new(0, 1, p))]);
+        assert!(fresh.contains("cbreak_disabled{name=\"db\"} 0\n"));
+        assert!(fresh.contains("cbreak_last_success_timestamp_seconds{name=\"db\"} 0.000\n"));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! Owns wording and formatting only. Rendering functions take the current
 //! time and the terminal's abilities as arguments, so their output is fixed
-//! in tests; deciding those abilities (is stdout a terminal, `NO_COLOR`, the
-//! locale) happens once, in [`Style::detect`].
+//! in tests; deciding those abilities (is stdout a terminal, the colour
+//! variables, the locale) happens once, in [`Style::detect`].
 
 use std::io::{IsTerminal, Write};
 
@@ -80,11 +80,10 @@ pub struct Style {
 }
 
 impl Style {
-    /// Colour on a terminal unless `NO_COLOR` is set; Unicode symbols on a
-    /// terminal whose locale is UTF-8. `color`/`ascii` override.
+    /// Unicode symbols on a terminal whose locale is UTF-8 (`ascii`
+    /// overrides); colour as [`color_wanted`] decides.
     pub fn detect(color: Option<bool>, ascii: Option<bool>) -> Style {
         let tty = std::io::stdout().is_terminal();
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let utf8 = ["LC_ALL", "LC_CTYPE", "LANG"]
             .iter()
             .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
@@ -93,10 +92,42 @@ impl Style {
                 v.contains("utf-8") || v.contains("utf8")
             });
         Style {
-            color: color.unwrap_or(tty && !no_color),
+            color: color_wanted(color, |k| std::env::var_os(k), tty),
             unicode: !ascii.unwrap_or(false) && tty && utf8,
         }
     }
+}
+
+/// Whether to colour, the first rule that applies winning:
+///
+/// 1. `--color always` or `--color never` (`flag`);
+/// 2. `NO_COLOR` set and not empty: no colour (<https://no-color.org>);
+/// 3. `CLICOLOR_FORCE` set, not empty and not `0`: colour, even when piped;
+/// 4. `CLICOLOR=0`: no colour (<https://bixense.com/clicolors/>);
+/// 5. `TERM=dumb`: no colour;
+/// 6. otherwise colour exactly when stdout is a terminal.
+pub fn color_wanted(
+    flag: Option<bool>,
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+    tty: bool,
+) -> bool {
+    let set = |k: &str| var(k).filter(|v| !v.is_empty());
+    if let Some(forced) = flag {
+        return forced;
+    }
+    if set("NO_COLOR").is_some() {
+        return false;
+    }
+    if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+        return true;
+    }
+    if set("CLICOLOR").is_some_and(|v| v == "0") {
+        return false;
+    }
+    if set("TERM").is_some_and(|v| v == "dumb") {
+        return false;
+    }
+    tty
 }
 
 fn paint(state: State, text: &str, style: Style) -> String {
@@ -321,9 +352,16 @@ fn percent(bp: u32) -> String {
     }
 }
 
-/// The JSON form of one breaker; its keys are a contract (README, tests).
+/// The version of `status --json`'s format, its first key. It goes up
+/// when a key is removed, renamed or changes meaning; adding a key does not
+/// change it.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// The JSON form of one breaker; its keys are a contract, described field
+/// by field in `status.schema.json` (checked by `tests/schema.rs`).
 #[derive(Serialize)]
 pub struct Json<'a> {
+    schema_version: u32,
     name: &'a str,
     state: &'static str,
     mode: &'static str,
@@ -344,20 +382,22 @@ pub struct Json<'a> {
     next_probe_at: Option<String>,
     probe_in_flight: bool,
     probe_successes: u64,
-    window_calls: u64,
-    window_failures: u64,
+    calls_in_window: u64,
+    failures_in_window: u64,
     policy: JsonPolicy,
     recent_outcomes: Vec<&'static str>,
     transitions: Vec<JsonTransition>,
     transitions_total: JsonTotals,
     updated_at: Option<String>,
+    last_success_at: Option<String>,
+    last_failure_at: Option<String>,
 }
 
 #[derive(Serialize)]
 struct JsonPolicy {
     failure_rate_percent: Option<f64>,
-    window_calls: Option<u32>,
-    window_ms: Option<u64>,
+    window_size_calls: Option<u32>,
+    window_size_ms: Option<u64>,
     min_calls: u32,
     timeout_ms: Option<u64>,
     kill_after_ms: u64,
@@ -393,6 +433,7 @@ pub fn json<'a>(name: &'a str, s: &BreakerState, now: Millis) -> Json<'a> {
     let c = &s.counters;
     let t = s.window_tally(now);
     Json {
+        schema_version: JSON_SCHEMA_VERSION,
         name,
         state: s.state.as_str(),
         mode: s.mode.as_str(),
@@ -413,15 +454,15 @@ pub fn json<'a>(name: &'a str, s: &BreakerState, now: Millis) -> Json<'a> {
         next_probe_at: s.next_probe().map(rfc3339),
         probe_in_flight: s.probe.is_some(),
         probe_successes: s.probe_successes,
-        window_calls: t.calls,
-        window_failures: t.failures,
+        calls_in_window: t.calls,
+        failures_in_window: t.failures,
         policy: JsonPolicy {
             failure_rate_percent: p.failure_rate.map(|bp| f64::from(bp) / 100.0),
-            window_calls: match p.window {
+            window_size_calls: match p.window {
                 Window::Count(n) => Some(n),
                 _ => None,
             },
-            window_ms: match p.window {
+            window_size_ms: match p.window {
                 Window::Time(ms) => Some(ms),
                 _ => None,
             },
@@ -462,6 +503,8 @@ pub fn json<'a>(name: &'a str, s: &BreakerState, now: Millis) -> Json<'a> {
             forced_open: s.transitions[3],
         },
         updated_at: (s.updated_at > 0).then(|| rfc3339(s.updated_at)),
+        last_success_at: (s.last_success_at > 0).then(|| rfc3339(s.last_success_at)),
+        last_failure_at: (s.last_failure_at > 0).then(|| rfc3339(s.last_failure_at)),
     }
 }
 
@@ -506,6 +549,54 @@ mod tests {
         closed.counters.calls = 120;
         closed.counters.successes = 120;
         (open, closed)
+    }
+
+    #[test]
+    fn colour_rules_apply_in_their_documented_order() {
+        let wanted = |flag: Option<bool>, vars: &[(&str, &str)], tty: bool| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            color_wanted(
+                flag,
+                |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.into()),
+                tty,
+            )
+        };
+        // The flag beats every variable.
+        assert!(wanted(
+            Some(true),
+            &[("NO_COLOR", "1"), ("TERM", "dumb")],
+            false
+        ));
+        assert!(!wanted(Some(false), &[("CLICOLOR_FORCE", "1")], true));
+        // NO_COLOR beats CLICOLOR_FORCE; an empty NO_COLOR is unset.
+        assert!(!wanted(
+            None,
+            &[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")],
+            true
+        ));
+        assert!(wanted(
+            None,
+            &[("NO_COLOR", ""), ("CLICOLOR_FORCE", "1")],
+            false
+        ));
+        // CLICOLOR_FORCE beats CLICOLOR=0, TERM=dumb and a pipe; 0 is off.
+        assert!(wanted(
+            None,
+            &[("CLICOLOR_FORCE", "1"), ("CLICOLOR", "0"), ("TERM", "dumb")],
+            false
+        ));
+        assert!(!wanted(None, &[("CLICOLOR_FORCE", "0")], false));
+        // CLICOLOR=0 and TERM=dumb turn a terminal's colour off.
+        assert!(!wanted(None, &[("CLICOLOR", "0")], true));
+        assert!(wanted(None, &[("CLICOLOR", "1")], true));
+        assert!(!wanted(None, &[("TERM", "dumb")], true));
+        assert!(wanted(None, &[("TERM", "xterm-256color")], true));
+        // Otherwise: a terminal.
+        assert!(wanted(None, &[], true));
+        assert!(!wanted(None, &[], false));
     }
 
     #[test]

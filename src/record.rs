@@ -41,7 +41,8 @@
 //! | 70–109 | time window: 20 buckets of (epoch, successes << 32 \| failures) |
 //! | 110–111 | recent outcomes: bits (newest in bit 0, 1 = failure), length |
 //! | 112–241 | transition history: head, length, then 32 entries of (at, from \| to << 8 \| reason << 16, reason argument, consecutive failures) |
-//! | 242–254 | reserved, zero, covered by the checksum |
+//! | 242–243 | last success at, last failure at (ms since the epoch, 0 for never) |
+//! | 244–254 | reserved, zero, covered by the checksum |
 //! | 255 | checksum, second sum |
 //! | 256–507 | reserved for later versions: not read, written or checksummed |
 //!
@@ -873,6 +874,11 @@ pub fn encode(s: &BreakerState) -> [u64; USED_WORDS] {
             w.put(word);
         }
     }
+    // Words 242–243, added within version 1: they were reserved and zero,
+    // so an older record reads as "never", and an older cbreak, which
+    // reads no further than word 241, ignores them.
+    w.put(s.last_success_at);
+    w.put(s.last_failure_at);
     seal(&mut words);
     words
 }
@@ -1007,6 +1013,8 @@ pub fn decode(words: &[u64; USED_WORDS]) -> Result<BreakerState, String> {
         }
     }
     s.history = h;
+    s.last_success_at = r.get();
+    s.last_failure_at = r.get();
     if !s.is_consistent() {
         return Err("state breaks the breaker's invariants".into());
     }
@@ -1124,8 +1132,8 @@ mod tests {
             .rposition(|&w| w != 0)
             .unwrap();
         assert!(
-            used < 242,
-            "fields reach word {used}; the module docs say 241"
+            used < 244,
+            "fields reach word {used}; the module docs say 243"
         );
         assert_eq!(HEADER_WORDS + 2 * BODY_WORDS, WORDS);
     }

@@ -66,7 +66,7 @@ fn sixteen_processes_with_a_rate_window_keep_window_and_counts_consistent() {
     assert_eq!(s["calls"], 192);
     assert_eq!(s["failures"], 48);
     assert_eq!(s["state"], "closed", "25% never reaches 90%");
-    assert_eq!(s["window_calls"], 50);
+    assert_eq!(s["calls_in_window"], 50);
     // The window and the recent-outcomes strip are updated in the same
     // locked step: the window's failures are exactly those among the last
     // 50 outcomes of the strip, whatever order the 16 processes ran in.
@@ -74,7 +74,7 @@ fn sixteen_processes_with_a_rate_window_keep_window_and_counts_consistent() {
     let last_50 = &recent[recent.len() - 50..];
     let failures_in_strip = last_50.iter().filter(|o| *o == "failure").count() as u64;
     assert_eq!(
-        s["window_failures"].as_u64(),
+        s["failures_in_window"].as_u64(),
         Some(failures_in_strip),
         "{s}"
     );

@@ -218,6 +218,21 @@ fn metrics_parse_back_value_by_value() {
     let next = value("cbreak_next_probe_timestamp_seconds{name=\"m1\"}");
     let opened = value("cbreak_opened_timestamp_seconds{name=\"m1\"}");
     assert!((next - opened - 30.0).abs() < 0.01, "{opened} {next}");
+    assert_eq!(value("cbreak_recovery_period_seconds{name=\"m1\"}"), 30.0);
+    let succeeded = value("cbreak_last_success_timestamp_seconds{name=\"m1\"}");
+    let failed = value("cbreak_last_failure_timestamp_seconds{name=\"m1\"}");
+    assert!(
+        succeeded > 1.7e9 && succeeded <= failed && failed <= opened,
+        "{succeeded} {failed} {opened}"
+    );
+    assert_eq!(
+        value("cbreak_last_success_timestamp_seconds{name=\"m2\"}"),
+        0.0
+    );
+    assert_eq!(value("cbreak_disabled{name=\"m1\"}"), 0.0);
+    env.run(&["disable", "m2"]).success();
+    let text = env.run(&["metrics"]).success().stdout;
+    assert!(text.contains("cbreak_disabled{name=\"m2\"} 1\n"), "{text}");
 }
 
 #[test]
@@ -235,6 +250,8 @@ fn metrics_pass_promtool_when_it_is_installed() {
     let env = Env::new();
     env.run(&["run", "-n", "p", "--", "true"]).success();
     env.run(&["trip", "--create", "q", "--for", "1m"]).success();
+    env.run(&["run", "-n", "d", "--", "false"]).code(1);
+    env.run(&["disable", "d"]).success();
     let file = env.path("cbreak.prom");
     env.run(&["metrics", "--output", file.to_str().unwrap()])
         .success();

@@ -255,7 +255,7 @@ fn options_come_from_the_environment_too() {
     let s = env.status("e");
     assert_eq!(s["threshold"], 7);
     assert_eq!(s["policy"]["failure_rate_percent"], 40.0);
-    assert_eq!(s["policy"]["window_ms"], 60_000);
+    assert_eq!(s["policy"]["window_size_ms"], 60_000);
     assert_eq!(s["policy"]["probes"], 2);
 }
 

@@ -442,6 +442,29 @@ const SCENARIOS: &[Scenario] = &[
         },
     },
     Scenario {
+        claims: "cbreak completions bash > ~/.local/share/bash-completion/completions/cbreak",
+        check: |b| {
+            let sb = Sandbox::new();
+            for dir in [
+                "home/.local/share/bash-completion/completions",
+                "home/.zfunc",
+                "home/.config/fish/completions",
+            ] {
+                std::fs::create_dir_all(sb.path(dir)).unwrap();
+            }
+            sb.shell("sh", &b.text).success().stderr_empty();
+            let bash = sb.read("home/.local/share/bash-completion/completions/cbreak");
+            assert!(bash.contains("complete -F"), "{bash}");
+            assert!(sb.read("home/.zfunc/_cbreak").contains("#compdef cbreak"));
+            assert!(
+                sb.read("home/.config/fish/completions/cbreak.fish")
+                    .contains("complete -c cbreak")
+            );
+            let run = sb.read("home/.local/share/man/man1/cbreak-run.1");
+            assert!(run.contains(".SH EXIT STATUS"), "{run}");
+        },
+    },
+    Scenario {
         claims: "fetch_prices() (",
         check: |b| {
             let sb = Sandbox::new();

@@ -9,6 +9,7 @@ fn status_json_has_the_documented_keys() {
         .success();
     let s = env.status("j");
     for key in [
+        "schema_version",
         "name",
         "state",
         "mode",

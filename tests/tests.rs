@@ -4,15 +4,20 @@
 mod util;
 
 mod chaos;
+mod colour;
+mod completions;
 mod concurrency;
 mod crash;
 mod disk;
 mod generated;
 mod hardening;
+mod name;
 mod observe;
+mod packaging;
 mod policies;
 mod readme;
 mod run;
+mod schema;
 mod signals;
 mod state_errors;
 mod static_binary;

@@ -60,6 +60,8 @@ impl Env {
         }
         cmd.env("CBREAK_STATE_DIR", self.state())
             .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            .env_remove("CLICOLOR_FORCE")
             .current_dir(self.tmp.path())
             .args(args)
             .stdin(Stdio::null());

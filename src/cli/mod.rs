@@ -3,15 +3,20 @@
 //! Owns what the user types and nothing else. The value parsers live in
 //! `config`, which also turns these structs into the plain configuration the
 //! rest of cbreak uses; no other module sees clap.
+//!
+//! Its submodules `generate` and `man` make the completion scripts and man
+//! pages from the same definition (`cbreak completions`, `cbreak man`).
 
 mod fast;
+pub mod generate;
+pub mod man;
 pub mod usage;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
-use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum, ValueHint};
 
 use crate::breaker::{CodeSet, Millis, Window};
 use crate::config::{
@@ -57,7 +62,7 @@ pub struct GlobalArgs {
 type Build = fn(clap::Command) -> clap::Command;
 
 /// Each subcommand and what builds its arguments, in [`Command`]'s order.
-const SUBCOMMANDS: [(&str, Build); 11] = [
+const SUBCOMMANDS: [(&str, Build); 14] = [
     ("run", <RunArgs as Args>::augment_args),
     ("status", <StatusArgs as Args>::augment_args),
     ("trip", <TripArgs as Args>::augment_args),
@@ -69,6 +74,9 @@ const SUBCOMMANDS: [(&str, Build); 11] = [
     ("list", std::convert::identity),
     ("forget", <NameArgs as Args>::augment_args),
     ("metrics", <MetricsArgs as Args>::augment_args),
+    ("name", <CommandNameArgs as Args>::augment_args),
+    ("completions", <CompletionsArgs as Args>::augment_args),
+    ("man", <ManArgs as Args>::augment_args),
 ];
 
 /// Parses the command line (program name first).
@@ -136,6 +144,9 @@ pub enum Command {
     /// Close a breaker and forget its failures
     Reset(ChangeArgs),
     /// Exit 0 if a call would run now, 75 if it would be skipped; change nothing
+    ///
+    /// Give the breaker's NAME, or the command after `--` to ask about the
+    /// breaker `run` would use for it without --name.
     Check(CheckArgs),
     /// Record an outcome from a script, as `run` would
     Record(RecordArgs),
@@ -149,6 +160,16 @@ pub enum Command {
     Forget(NameArgs),
     /// Print every breaker's metrics in the Prometheus text format
     Metrics(MetricsArgs),
+    /// Print the name of the breaker `run` would use for a command without --name
+    Name(CommandNameArgs),
+    /// Print the completion script for a shell
+    ///
+    /// bash: `cbreak completions bash > ~/.local/share/bash-completion/completions/cbreak`;
+    /// zsh: into a directory on $fpath as `_cbreak`; fish:
+    /// `cbreak completions fish > ~/.config/fish/completions/cbreak.fish`.
+    Completions(CompletionsArgs),
+    /// Print a man page (roff): `cbreak man run | man -l -`
+    Man(ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -194,8 +215,8 @@ pub struct RuleArgs {
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// Breaker name
-    #[arg(value_parser = parse_name)]
-    pub name: String,
+    #[arg(value_parser = parse_name, required_unless_present = "command", conflicts_with = "command")]
+    pub name: Option<String>,
 
     /// When the state cannot be used: run (exit 0, as `run` would run the
     /// command), skip (exit 75) or fail (exit 125)
@@ -213,6 +234,17 @@ pub struct CheckArgs {
 
     #[command(flatten)]
     pub policy: PolicyArgs,
+
+    /// The command whose breaker to check, after `--`
+    #[arg(last = true, value_name = "COMMAND", value_hint = ValueHint::CommandWithArguments)]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct CommandNameArgs {
+    /// The command, with its arguments, exactly as it would follow `cbreak run`
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND", value_hint = ValueHint::CommandWithArguments)]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Args, Debug)]
@@ -273,7 +305,7 @@ pub struct RunArgs {
     pub hooks: HookArgs,
 
     /// The command to run, with its arguments
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND", value_hint = ValueHint::CommandWithArguments)]
     pub command: Vec<OsString>,
 }
 
@@ -458,6 +490,33 @@ pub struct MetricsArgs {
     pub output: Option<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: ShellArg,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// The page: cbreak, or a subcommand's (run or cbreak-run) [default: cbreak]
+    pub page: Option<String>,
+
+    /// Print the pages' names, one per line
+    #[arg(long, conflicts_with = "page")]
+    pub list: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShellArg {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    #[value(name = "powershell")]
+    PowerShell,
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnStateError {
     /// Warn and run the command anyway (fail open)
@@ -545,6 +604,9 @@ mod tests {
             &["cbreak", "disable", "a"],
             &["cbreak", "enable", "a"],
             &["cbreak", "forget", "a"],
+            &["cbreak", "check", "--", "curl", "-f"],
+            &["cbreak", "name", "curl", "-f"],
+            &["cbreak", "name", "--", "curl", "-f"],
         ] {
             let fast = parse(args.iter().map(OsString::from)).unwrap();
             let full = Cli::try_parse_from(args).unwrap();
