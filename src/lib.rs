@@ -10,6 +10,7 @@
 //! - [`record`]: one breaker's file — layout, mapping, locking, validation;
 //!   [`fault`] turns a fault on its mapped pages into an error;
 //! - [`store`]: the state directory — names, listing, corrupt records;
+//!   [`fleet`]: breakers shared by machines on a Redis or Valkey server;
 //! - [`exec`]: spawning, signals, timeouts, exit statuses;
 //! - [`host`]: the clock and process identity behind the machine;
 //! - [`output`], [`metrics`], [`hooks`]: what cbreak tells people and tools;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod exec;
 pub mod exit;
 pub mod fault;
+pub mod fleet;
 pub mod history;
 pub mod hooks;
 pub mod host;

@@ -1,0 +1,671 @@
+//! Breakers shared by many machines, kept on a Redis or Valkey server
+//! (`--store redis://…`).
+//!
+//! Owns the keys on the server and the optimistic read-modify-write that
+//! gives the same exclusion as the state directory's lock without locking
+//! anything while a command runs:
+//!
+//! 1. read the breaker and the server's clock in one round trip
+//!    ([`server::Server::read`]);
+//! 2. decide in Rust, with the one state machine (`breaker`), on the
+//!    server's time;
+//! 3. write back only if the breaker still holds the version that was read
+//!    (a compare-and-set script on the body's sequence word); on a conflict
+//!    the script answers with the current value, and 2–3 run again after a
+//!    short random pause.
+//!
+//! A write that changes nothing but the "updated at" stamp is not sent, and
+//! a handle remembers the state it last saw, so that the outcome of a call
+//! is one compare-and-set against what admission saw when nobody wrote in
+//! between. An uncontended closed run costs one round trip before the
+//! command and one after it.
+//!
+//! # Keys and values
+//!
+//! One key per breaker, `{prefix}{{name}}` (default prefix `cbreak:`): the
+//! braces are Redis Cluster's hash tag, so a breaker and the key its
+//! damaged value is kept aside under sit in one slot. The value is the
+//! record's own encoding ([`crate::record::encode`], checksum and all)
+//! behind two words, the record magic and format version: one codec for
+//! both stores. A value that is not a cbreak record, or a damaged one, is
+//! renamed to `{prefix}{{name}}~corrupt-MS` and replaced by a fresh
+//! breaker, with an [`Event`]; one from a newer cbreak is left alone.
+//!
+//! # Time and identity
+//!
+//! Decisions use the server's clock (`TIME`), so machines with skewed
+//! clocks agree; [`Fleet::now`] is the server's time as last read plus the
+//! time elapsed here since. A probe slot carries its owner's host identity
+//! (`host`): on the same machine and pid namespace, an owner that is gone
+//! is recognised at once; on another, it cannot be, and the lease alone
+//! decides.
+//!
+//! What the state means is `breaker`'s; what the bytes mean is `record`'s;
+//! the conversation with the server is [`server`]'s; URLs are [`url`]'s.
+
+pub mod server;
+pub mod url;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::breaker::{BreakerState, Millis};
+use crate::record::{self, MAGIC, USED_WORDS, VERSION};
+use server::{Cas, Problem, Read, Server, Stored};
+pub use url::StoreUrl;
+
+/// The key prefix unless `--store-prefix` says otherwise.
+pub const DEFAULT_PREFIX: &str = "cbreak:";
+/// How long to wait for the server to connect or answer, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long an update keeps retrying on conflicts before giving up.
+pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(5);
+
+/// The words before the body in a stored value: magic and format version.
+const HEADER_WORDS: usize = 2;
+/// A stored value's length: the header, then the body's used words.
+pub const VALUE_LEN: usize = (HEADER_WORDS + USED_WORDS) * 8;
+/// The body word that holds the store's sequence number (the record's own
+/// `B_SEQUENCE`, covered by the checksum): the version that the
+/// compare-and-set compares.
+const SEQUENCE_WORD: usize = USED_WORDS - 2;
+/// Where the sequence number's 8 bytes sit in a stored value.
+const SEQUENCE_AT: usize = (HEADER_WORDS + SEQUENCE_WORD) * 8;
+
+/// How to reach the server and lay out its keys.
+#[derive(Clone, Debug)]
+pub struct FleetConfig {
+    pub url: StoreUrl,
+    pub prefix: String,
+    /// Connect and command timeout.
+    pub timeout: Duration,
+    /// Breakers not written for this long are deleted by the server.
+    pub idle_expiry: Option<Duration>,
+    /// How long an update retries on conflicts.
+    pub retry_for: Duration,
+}
+
+impl FleetConfig {
+    pub fn new(url: StoreUrl) -> FleetConfig {
+        FleetConfig {
+            url,
+            prefix: DEFAULT_PREFIX.to_string(),
+            timeout: DEFAULT_TIMEOUT,
+            idle_expiry: None,
+            retry_for: DEFAULT_RETRY_FOR,
+        }
+    }
+}
+
+/// Why the fleet store could not serve a breaker. `store` is the URL with
+/// its password replaced by `***`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FleetError {
+    /// The server cannot be used at all; `problem` says why.
+    Server {
+        store: String,
+        problem: Problem,
+    },
+    NotFound {
+        name: String,
+        store: String,
+    },
+    /// Only reads report this; updates set the value aside.
+    Corrupt {
+        key: String,
+        store: String,
+        why: String,
+    },
+    Newer {
+        key: String,
+        store: String,
+        version: u64,
+    },
+    /// Other processes kept changing the breaker for longer than the
+    /// retry period.
+    Busy {
+        key: String,
+        store: String,
+        waited: Duration,
+    },
+}
+
+impl fmt::Display for FleetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FleetError::Server { store, problem } => write!(f, "store {store}: {problem}"),
+            FleetError::NotFound { name, store } => write!(
+                f,
+                "no breaker named '{name}' in {store} (run 'cbreak list' to see the breakers there)"
+            ),
+            FleetError::Corrupt { key, store, why } => write!(
+                f,
+                "key {key} in {store} is not a usable cbreak record ({why}); the next 'cbreak run' keeps it aside and starts afresh"
+            ),
+            FleetError::Newer {
+                key,
+                store,
+                version,
+            } => write!(
+                f,
+                "key {key} in {store} has format version {version}, newer than this cbreak understands; upgrade cbreak"
+            ),
+            FleetError::Busy { key, store, waited } => write!(
+                f,
+                "key {key} in {store} kept changing under this process for {}; too many processes are updating it at once",
+                crate::output::span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX))
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FleetError {}
+
+impl FleetError {
+    /// Whether this is a finding about the breaker (missing or damaged)
+    /// rather than the store failing.
+    pub fn is_finding(&self) -> bool {
+        matches!(
+            self,
+            FleetError::NotFound { .. } | FleetError::Corrupt { .. }
+        )
+    }
+}
+
+/// Something the store did that the user should hear about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A value that was not a usable record was renamed to `aside` and a
+    /// fresh breaker started.
+    KeptAside {
+        key: String,
+        aside: String,
+        why: String,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::KeptAside { key, aside, why } => write!(
+                f,
+                "key {key} did not hold a usable cbreak record ({why}); kept it as {aside} and started a fresh breaker"
+            ),
+        }
+    }
+}
+
+/// What a handle remembers between updates: the state it last read or
+/// wrote, and that value's sequence number.
+#[derive(Clone, Copy)]
+struct Seen {
+    state: BreakerState,
+    sequence: u64,
+}
+
+/// One breaker, opened for updating.
+pub struct Handle {
+    name: String,
+    key: String,
+    seen: Option<Seen>,
+}
+
+impl Handle {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The breakers on one server.
+pub struct Fleet {
+    config: FleetConfig,
+    server: RefCell<Option<Server>>,
+    events: RefCell<Vec<Event>>,
+    /// The server's time at the last answer, and when that came here.
+    clock: Cell<Option<(Millis, Instant)>>,
+    rng: Cell<u64>,
+}
+
+/// What a read found at a key, judged. Short-lived and moved rarely: the
+/// state is kept inline.
+#[allow(clippy::large_enum_variant)]
+enum Found {
+    Absent,
+    Valid(BreakerState, u64),
+    /// Not usable: why, and what was there (for the conditional rename).
+    Unusable(String, Stored),
+    Newer(u64),
+}
+
+impl Fleet {
+    /// A store on the server `config` names. Connects at the first use.
+    pub fn new(config: FleetConfig) -> Fleet {
+        Fleet {
+            config,
+            server: RefCell::new(None),
+            events: RefCell::new(Vec::new()),
+            clock: Cell::new(None),
+            rng: Cell::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &FleetConfig {
+        &self.config
+    }
+
+    /// The store, for messages: its URL, password hidden, and the prefix
+    /// when it is not the default.
+    pub fn location(&self) -> String {
+        if self.config.prefix == DEFAULT_PREFIX {
+            self.config.url.to_string()
+        } else {
+            format!("{} (prefix '{}')", self.config.url, self.config.prefix)
+        }
+    }
+
+    /// The key of breaker `name`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{{{name}}}", self.config.prefix)
+    }
+
+    /// The server's time: as last read, plus the time elapsed here since.
+    /// Before the first answer, this machine's clock.
+    pub fn now(&self) -> Millis {
+        match self.clock.get() {
+            Some((server, at)) => {
+                server.saturating_add(u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
+            }
+            None => crate::host::now_ms(),
+        }
+    }
+
+    /// A handle on breaker `name`. Does no I/O.
+    pub fn open(&self, name: &str) -> Handle {
+        Handle {
+            name: name.to_string(),
+            key: self.key(name),
+            seen: None,
+        }
+    }
+
+    pub fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut self.events.borrow_mut())
+    }
+
+    fn error(&self, problem: Problem) -> FleetError {
+        // A connection that failed is not used again.
+        *self.server.borrow_mut() = None;
+        FleetError::Server {
+            store: self.location(),
+            problem,
+        }
+    }
+
+    /// Runs `op` on the connection, connecting first if there is none.
+    fn with<T>(
+        &self,
+        op: impl FnOnce(&mut Server) -> Result<T, redis::RedisError>,
+    ) -> Result<T, FleetError> {
+        let mut slot = self.server.borrow_mut();
+        if slot.is_none() {
+            let server = Server::connect(&self.config.url, self.config.timeout);
+            match server {
+                Ok(s) => *slot = Some(s),
+                Err(p) => {
+                    drop(slot);
+                    return Err(self.error(p));
+                }
+            }
+        }
+        let Some(server) = slot.as_mut() else {
+            unreachable!("connected above")
+        };
+        let result = op(server);
+        drop(slot);
+        result.map_err(|e| self.error(server::classify(&e, &self.config.url, self.config.timeout)))
+    }
+
+    fn sync_clock(&self, server_now: Millis) {
+        self.clock.set(Some((server_now, Instant::now())));
+    }
+
+    fn random(&self) -> u64 {
+        let mut x = self.rng.get();
+        if x == 0 {
+            x = crate::host::now_ms() ^ u64::from(std::process::id()).rotate_left(32) | 1;
+            x ^= Instant::now().elapsed().as_nanos() as u64;
+        }
+        // xorshift64*: spread, not secrecy.
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn judge(&self, stored: Stored) -> Found {
+        match stored {
+            Stored::Absent => Found::Absent,
+            Stored::OtherType(kind) => {
+                let why = format!("a {kind}, not a string");
+                Found::Unusable(why, Stored::OtherType(kind))
+            }
+            Stored::Bytes(bytes) => match decode_value(&bytes) {
+                Ok((state, sequence)) => Found::Valid(state, sequence),
+                Err(Undecodable::Newer(v)) => Found::Newer(v),
+                Err(Undecodable::Corrupt(why)) => Found::Unusable(why, Stored::Bytes(bytes)),
+            },
+        }
+    }
+
+    /// Read-modify-write of breaker `handle` under optimistic exclusion:
+    /// `f` runs on the current state (made with `fresh` when there is none
+    /// or it is unusable), and what it leaves is stored if nobody wrote
+    /// meanwhile; otherwise `f` runs again on what is there now. `f` may
+    /// therefore run more than once; only its last run counts.
+    pub fn update<T>(
+        &self,
+        handle: &mut Handle,
+        fresh: impl Fn() -> BreakerState,
+        mut f: impl FnMut(&mut BreakerState) -> T,
+    ) -> Result<T, FleetError> {
+        let started = Instant::now();
+        // What the handle saw last is the first guess: right whenever no
+        // one wrote since, and then the update costs one round trip.
+        let mut found = match handle.seen.take() {
+            Some(seen) => Found::Valid(seen.state, seen.sequence),
+            None => {
+                let read = self.with(|s| s.read(&handle.key))?;
+                self.sync_clock(read.now);
+                self.judge(read.stored)
+            }
+        };
+        let mut conflicts = 0u32;
+        loop {
+            let (mut state, expected) = match found {
+                Found::Absent => (fresh(), None),
+                Found::Valid(state, sequence) => (state, Some(sequence)),
+                Found::Newer(version) => {
+                    return Err(FleetError::Newer {
+                        key: handle.key.clone(),
+                        store: self.location(),
+                        version,
+                    });
+                }
+                Found::Unusable(why, stored) => {
+                    let aside = format!("{}~corrupt-{}", handle.key, self.now());
+                    if self.with(|s| s.set_aside(&handle.key, &aside, &stored))? {
+                        self.events.borrow_mut().push(Event::KeptAside {
+                            key: handle.key.clone(),
+                            aside,
+                            why,
+                        });
+                    }
+                    // Whatever is there now, judge it afresh.
+                    let read = self.with(|s| s.read(&handle.key))?;
+                    self.sync_clock(read.now);
+                    found = self.judge(read.stored);
+                    continue;
+                }
+            };
+            let before = state;
+            let result = f(&mut state);
+            if let Some(sequence) = expected {
+                // The "updated at" stamp alone is not worth a round trip.
+                let unchanged = BreakerState {
+                    updated_at: before.updated_at,
+                    ..state
+                };
+                if unchanged == before {
+                    handle.seen = Some(Seen {
+                        state: before,
+                        sequence,
+                    });
+                    return Ok(result);
+                }
+            }
+            let sequence = match expected {
+                Some(s) => s.wrapping_add(1),
+                // A new key starts from a random version, so that a handle
+                // that remembers a breaker since forgotten and made again
+                // never matches the new one.
+                None => self.random(),
+            };
+            let value = encode_value(&state, sequence);
+            let idle = self.config.idle_expiry.map_or(0, |d| {
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+            });
+            let cas = self.with(|s| {
+                s.cas(
+                    &handle.key,
+                    expected.map(u64::to_le_bytes),
+                    SEQUENCE_AT,
+                    &value,
+                    idle,
+                )
+            })?;
+            match cas {
+                Cas::Done(now) => {
+                    self.sync_clock(now);
+                    handle.seen = Some(Seen { state, sequence });
+                    return Ok(result);
+                }
+                Cas::Conflict(Read { now, stored }) => {
+                    self.sync_clock(now);
+                    found = self.judge(stored);
+                    conflicts += 1;
+                    let waited = started.elapsed();
+                    if waited > self.config.retry_for {
+                        return Err(FleetError::Busy {
+                            key: handle.key.clone(),
+                            store: self.location(),
+                            waited,
+                        });
+                    }
+                    if conflicts > 1 {
+                        // Contention, not a stale guess: spread the
+                        // retries out.
+                        let cap = 1u64 << conflicts.min(5);
+                        std::thread::sleep(Duration::from_micros(self.random() % (cap * 1000)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One update on a handle opened for it.
+    pub fn update_once<T>(
+        &self,
+        name: &str,
+        fresh: impl Fn() -> BreakerState,
+        f: impl FnMut(&mut BreakerState) -> T,
+    ) -> Result<T, FleetError> {
+        let mut handle = self.open(name);
+        self.update(&mut handle, fresh, f)
+    }
+
+    /// The breaker's state, changing nothing.
+    pub fn read(&self, name: &str) -> Result<BreakerState, FleetError> {
+        let key = self.key(name);
+        let read = self.with(|s| s.read(&key))?;
+        self.sync_clock(read.now);
+        match self.judge(read.stored) {
+            Found::Valid(state, _) => Ok(state),
+            Found::Absent => Err(FleetError::NotFound {
+                name: name.to_string(),
+                store: self.location(),
+            }),
+            Found::Unusable(why, _) => Err(FleetError::Corrupt {
+                key,
+                store: self.location(),
+                why,
+            }),
+            Found::Newer(version) => Err(FleetError::Newer {
+                key,
+                store: self.location(),
+                version,
+            }),
+        }
+    }
+
+    /// Whether something is stored under breaker `name`, usable or not.
+    pub fn exists(&self, name: &str) -> Result<bool, FleetError> {
+        let key = self.key(name);
+        self.with(|s| s.exists(&key))
+    }
+
+    /// The names of the breakers under the prefix, sorted, by SCAN.
+    pub fn names(&self) -> Result<Vec<String>, FleetError> {
+        let pattern = format!("{}{{*}}", glob_escape(&self.config.prefix));
+        let keys = self.with(|s| s.scan(&pattern))?;
+        let mut names: Vec<String> = keys
+            .iter()
+            .filter_map(|k| {
+                let name = k
+                    .strip_prefix(&self.config.prefix)?
+                    .strip_prefix('{')?
+                    .strip_suffix('}')?;
+                valid_name(name).then(|| name.to_string())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Deletes breaker `name`.
+    pub fn forget(&self, name: &str) -> Result<(), FleetError> {
+        let key = self.key(name);
+        if self.with(|s| s.delete(&key))? {
+            Ok(())
+        } else {
+            Err(FleetError::NotFound {
+                name: name.to_string(),
+                store: self.location(),
+            })
+        }
+    }
+}
+
+/// A breaker name as the state directory accepts it: 1 to 64 of
+/// `[A-Za-z0-9._-]`, not starting with a dot.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `text` with SCAN's glob characters escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Why a stored value cannot be decoded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Undecodable {
+    Corrupt(String),
+    Newer(u64),
+}
+
+/// The stored value for `state` with sequence number `sequence`: the
+/// record magic and version, then the record body.
+pub fn encode_value(state: &BreakerState, sequence: u64) -> Vec<u8> {
+    let mut body = record::encode(state);
+    body[SEQUENCE_WORD] = sequence;
+    record::seal(&mut body);
+    let mut out = Vec::with_capacity(VALUE_LEN);
+    for w in [MAGIC, VERSION].iter().chain(body.iter()) {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+/// The state and sequence number in a stored value.
+pub fn decode_value(bytes: &[u8]) -> Result<(BreakerState, u64), Undecodable> {
+    let word = |i: usize| {
+        bytes
+            .get(i * 8..i * 8 + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+    };
+    if word(0) != Some(MAGIC) {
+        return Err(Undecodable::Corrupt("not a cbreak record".into()));
+    }
+    match word(1) {
+        Some(v) if v > VERSION => return Err(Undecodable::Newer(v)),
+        Some(VERSION) => {}
+        Some(v) => return Err(Undecodable::Corrupt(format!("format version {v}"))),
+        None => return Err(Undecodable::Corrupt("truncated".into())),
+    }
+    if bytes.len() != VALUE_LEN {
+        return Err(Undecodable::Corrupt(format!(
+            "{} bytes, a record is {VALUE_LEN}",
+            bytes.len()
+        )));
+    }
+    let mut body = [0u64; USED_WORDS];
+    for (i, w) in body.iter_mut().enumerate() {
+        *w = word(HEADER_WORDS + i).unwrap_or(0);
+    }
+    let state = record::decode(&body).map_err(Undecodable::Corrupt)?;
+    Ok((state, body[SEQUENCE_WORD]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::Policy;
+
+    #[test]
+    fn a_value_round_trips_and_its_version_sits_where_the_script_looks() {
+        let mut s = BreakerState::new(1_700_000_000_000, 42, Policy::default());
+        s.counters.calls = 3;
+        s.counters.successes = 3;
+        let v = encode_value(&s, 0x0102_0304_0506_0708);
+        assert_eq!(v.len(), VALUE_LEN);
+        assert_eq!(
+            v[SEQUENCE_AT..SEQUENCE_AT + 8],
+            0x0102_0304_0506_0708u64.to_le_bytes()
+        );
+        assert_eq!(decode_value(&v), Ok((s, 0x0102_0304_0506_0708)));
+    }
+
+    #[test]
+    fn foreign_damaged_and_newer_values_are_told_apart() {
+        let s = BreakerState::new(1, 1, Policy::default());
+        assert!(matches!(
+            decode_value(b"hello"),
+            Err(Undecodable::Corrupt(w)) if w == "not a cbreak record"
+        ));
+        let mut v = encode_value(&s, 1);
+        v[SEQUENCE_AT - 40] ^= 1;
+        assert!(matches!(decode_value(&v), Err(Undecodable::Corrupt(w)) if w.contains("checksum")));
+        let mut v = encode_value(&s, 1);
+        v[8..16].copy_from_slice(&9u64.to_le_bytes());
+        assert_eq!(decode_value(&v), Err(Undecodable::Newer(9)));
+        let mut v = encode_value(&s, 1);
+        v.push(0);
+        assert!(matches!(decode_value(&v), Err(Undecodable::Corrupt(_))));
+    }
+
+    #[test]
+    fn keys_carry_a_hash_tag_and_globs_in_the_prefix_are_escaped() {
+        let mut c = FleetConfig::new(StoreUrl::parse("redis://h").unwrap());
+        c.prefix = "team[a]*:".into();
+        let fleet = Fleet::new(c);
+        assert_eq!(fleet.key("api"), "team[a]*:{api}");
+        assert_eq!(glob_escape("team[a]*:"), "team\\[a\\]\\*:");
+        assert!(valid_name("api-1.x") && !valid_name(".x") && !valid_name("a}b"));
+    }
+}

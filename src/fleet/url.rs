@@ -1,0 +1,339 @@
+//! `--store` URLs: `redis://[user[:password]@]host[:port][/db]`,
+//! `rediss://…` (TLS) and `unix:///path/to/redis.sock`.
+//!
+//! Parsed here rather than by the client crate so that every mistake gets
+//! a message of its own and no message, `Display` or `Debug` ever shows
+//! the password: [`StoreUrl`]'s `Display` writes `***` in its place, and a
+//! URL that does not parse is quoted only with its credentials cut out.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The port Redis and Valkey listen on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// Where the server is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Address {
+    /// `redis://host:port`
+    Tcp { host: String, port: u16 },
+    /// `rediss://host:port`: TLS, verified against the system's trust
+    /// store (and `SSL_CERT_FILE` / `SSL_CERT_DIR`).
+    Tls { host: String, port: u16 },
+    /// `unix:///path`
+    Unix(PathBuf),
+}
+
+/// A parsed `--store` URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl {
+    pub address: Address,
+    pub username: Option<String>,
+    password: Option<String>,
+    /// The logical database (`SELECT`), 0 unless the URL names one.
+    pub db: i64,
+}
+
+impl StoreUrl {
+    /// Parses `text`; the error names what is wrong (never the password).
+    pub fn parse(text: &str) -> Result<StoreUrl, String> {
+        let bad = |why: &str| format!("bad store URL '{}': {why}", redact(text));
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Err(bad(
+                "expected redis://HOST[:PORT][/DB], rediss://… or unix:///PATH",
+            ));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "redis" | "valkey" => parse_network(rest, false).map_err(|w| bad(&w)),
+            "rediss" | "valkeys" => parse_network(rest, true).map_err(|w| bad(&w)),
+            "unix" | "redis+unix" => parse_unix(rest).map_err(|w| bad(&w)),
+            "" => Err(bad("no scheme; expected redis://, rediss:// or unix://")),
+            other => Err(bad(&format!(
+                "unknown scheme '{other}'; cbreak speaks redis://, rediss:// and unix://"
+            ))),
+        }
+    }
+
+    /// The password, for the connection only.
+    pub fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.address, Address::Tls { .. })
+    }
+}
+
+fn parse_network(rest: &str, tls: bool) -> Result<StoreUrl, String> {
+    // Anything after '?' or '#' is not ours to interpret.
+    if rest.contains(['?', '#']) {
+        return Err("query strings and fragments are not supported".into());
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, ""),
+    };
+    // The credentials end at the last '@': a password may contain one.
+    let (userinfo, hostport) = match authority.rfind('@') {
+        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(info) => {
+            let (user, pass) = match info.split_once(':') {
+                Some((u, p)) => (u, Some(p)),
+                None => (info, None),
+            };
+            let user = percent_decode(user).ok_or("the user name is not valid percent-encoding")?;
+            let pass = match pass {
+                Some(p) => {
+                    Some(percent_decode(p).ok_or("the password is not valid percent-encoding")?)
+                }
+                None => None,
+            };
+            // `redis://:secret@host` gives a password and no user (the
+            // `default` user, or the pre-ACL `requirepass`).
+            (Some(user).filter(|u| !u.is_empty()), pass)
+        }
+    };
+    let (host, port) = split_host_port(hostport)?;
+    let db = match path.trim_end_matches('/') {
+        "" => 0,
+        db => db
+            .parse::<i64>()
+            .ok()
+            .filter(|&n| n >= 0)
+            .ok_or_else(|| format!("'{db}' is not a database number"))?,
+    };
+    let address = if tls {
+        Address::Tls { host, port }
+    } else {
+        Address::Tcp { host, port }
+    };
+    Ok(StoreUrl {
+        address,
+        username,
+        password,
+        db,
+    })
+}
+
+fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        // [::1]:6379
+        let (h, after) = v6.split_once(']').ok_or("an IPv6 address lacks its ']'")?;
+        match after {
+            "" => (h, None),
+            p => (
+                h,
+                Some(p.strip_prefix(':').ok_or("junk after the IPv6 address")?),
+            ),
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    if host.contains(['@', '/', ' ', '[', ']']) {
+        return Err(format!("'{host}' is not a host name"));
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("'{p}' is not a port (1-65535)"))?,
+    };
+    Ok((host.to_string(), port))
+}
+
+fn parse_unix(rest: &str) -> Result<StoreUrl, String> {
+    // unix:///path/to/sock, optionally with ?db=N (redis-cli's form).
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if !path.starts_with('/') {
+        return Err("a unix socket needs an absolute path: unix:///path/to/redis.sock".into());
+    }
+    let path = percent_decode(path).ok_or("the path is not valid percent-encoding")?;
+    let mut db = 0;
+    if let Some(q) = query {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("db", n)) => {
+                    db = n
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|&n| n >= 0)
+                        .ok_or_else(|| format!("'{n}' is not a database number"))?;
+                }
+                _ => return Err(format!("unknown parameter '{pair}' (only db=N)")),
+            }
+        }
+    }
+    Ok(StoreUrl {
+        address: Address::Unix(PathBuf::from(path)),
+        username: None,
+        password: None,
+        db,
+    })
+}
+
+/// `%XX` escapes decoded; `None` for a broken escape or bytes that are not
+/// UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `text` with anything between `://` and the last `@` of the authority
+/// replaced by `***`: safe to print whatever the user typed.
+pub fn redact(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        // No scheme: it may still hold `user:pass@`; cut up to the last '@'.
+        return match text.rfind('@') {
+            Some(i) => format!("***{}", &text[i..]),
+            None => text.to_string(),
+        };
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(i) => format!("{scheme}://***{}", &rest[i..]),
+        None => text.to_string(),
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (scheme, host, port) = match &self.address {
+            Address::Unix(path) => {
+                write!(f, "unix://{}", path.display())?;
+                if self.db != 0 {
+                    write!(f, "?db={}", self.db)?;
+                }
+                return Ok(());
+            }
+            Address::Tcp { host, port } => ("redis", host, port),
+            Address::Tls { host, port } => ("rediss", host, port),
+        };
+        write!(f, "{scheme}://")?;
+        match (&self.username, &self.password) {
+            (Some(u), Some(_)) => write!(f, "{u}:***@")?,
+            (Some(u), None) => write!(f, "{u}@")?,
+            (None, Some(_)) => write!(f, ":***@")?,
+            (None, None) => {}
+        }
+        if host.contains(':') {
+            write!(f, "[{host}]:{port}")?;
+        } else {
+            write!(f, "{host}:{port}")?;
+        }
+        if self.db != 0 {
+            write!(f, "/{}", self.db)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreUrl({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(host: &str, port: u16) -> Address {
+        Address::Tcp {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let u = StoreUrl::parse("redis://localhost").unwrap();
+        assert_eq!(u.address, tcp("localhost", 6379));
+        assert_eq!((u.username.as_deref(), u.password(), u.db), (None, None, 0));
+
+        let u = StoreUrl::parse("redis://ci:s%40cr%3At@10.1.2.3:6380/4").unwrap();
+        assert_eq!(u.address, tcp("10.1.2.3", 6380));
+        assert_eq!(u.username.as_deref(), Some("ci"));
+        assert_eq!(u.password(), Some("s@cr:t"));
+        assert_eq!(u.db, 4);
+
+        let u = StoreUrl::parse("redis://:only-pass@h/").unwrap();
+        assert_eq!(
+            (u.username.as_deref(), u.password()),
+            (None, Some("only-pass"))
+        );
+
+        let u = StoreUrl::parse("rediss://user:p@ss@cache.example:6390").unwrap();
+        assert!(u.is_tls());
+        assert_eq!(u.password(), Some("p@ss"), "a password may hold an '@'");
+
+        let u = StoreUrl::parse("redis://[::1]:7000/2").unwrap();
+        assert_eq!(u.address, tcp("::1", 7000));
+        assert_eq!(u.to_string(), "redis://[::1]:7000/2");
+
+        let u = StoreUrl::parse("unix:///run/redis/redis.sock").unwrap();
+        assert_eq!(u.address, Address::Unix("/run/redis/redis.sock".into()));
+        let u = StoreUrl::parse("unix:///tmp/r.sock?db=3").unwrap();
+        assert_eq!(u.db, 3);
+        assert_eq!(u.to_string(), "unix:///tmp/r.sock?db=3");
+    }
+
+    #[test]
+    fn no_message_or_display_shows_the_password() {
+        let u = StoreUrl::parse("redis://alice:hunter2@h:1/0").unwrap();
+        assert_eq!(u.to_string(), "redis://alice:***@h:1");
+        assert!(!format!("{u:?}").contains("hunter2"));
+        for bad in [
+            "redis://alice:hunter2@h:99999",
+            "redis://alice:hunter2@:6379",
+            "redis://alice:hunter2@h/x",
+            "http://alice:hunter2@h",
+            "alice:hunter2@h:6379",
+            "redis://alice:hunter2@h?x=1",
+            "redis://alice:hunter2%zz@h",
+        ] {
+            let err = StoreUrl::parse(bad).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.starts_with("bad store URL '"), "{err}");
+        }
+    }
+
+    #[test]
+    fn each_mistake_is_named() {
+        let err = |s| StoreUrl::parse(s).unwrap_err();
+        assert!(err("memcached://h").contains("unknown scheme 'memcached'"));
+        assert!(err("localhost:6379").contains("expected redis://"));
+        assert!(err("redis://h:0").contains("not a port"));
+        assert!(err("redis://h:http").contains("not a port"));
+        assert!(err("redis:///0").contains("no host"));
+        assert!(err("redis://h/-1").contains("not a database number"));
+        assert!(err("unix://relative.sock").contains("absolute path"));
+        assert!(err("unix:///s?timeout=1").contains("unknown parameter"));
+    }
+}
