@@ -165,3 +165,81 @@ impl Drop for Redis {
         self.stop();
     }
 }
+
+/// A test CA and a server certificate it signed for 127.0.0.1 and
+/// localhost, made with openssl in `dir`: (ca.crt, server.crt, server.key).
+pub fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = dir.join(format!("{name}-ca.key"));
+    let ca = dir.join(format!("{name}-ca.crt"));
+    let key = dir.join(format!("{name}-server.key"));
+    let csr = dir.join(format!("{name}-server.csr"));
+    let crt = dir.join(format!("{name}-server.crt"));
+    let ext = dir.join(format!("{name}-ext.cnf"));
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write the extensions");
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let s = |v: &str| std::ffi::OsString::from(v);
+    let p = |v: &Path| v.as_os_str().to_os_string();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut args: Vec<std::ffi::OsString> = vec![s("req"), s("-x509")];
+    args.extend(ec.iter().map(|a| s(a)));
+    args.extend([
+        s("-keyout"),
+        p(&ca_key),
+        s("-out"),
+        p(&ca),
+        s("-days"),
+        s("2"),
+    ]);
+    args.extend([s("-subj"), s(&format!("/CN=cbreak test CA {name}"))]);
+    openssl(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+    let mut args: Vec<std::ffi::OsString> = vec![s("req")];
+    args.extend(ec.iter().map(|a| s(a)));
+    args.extend([
+        s("-keyout"),
+        p(&key),
+        s("-out"),
+        p(&csr),
+        s("-subj"),
+        s("/CN=localhost"),
+    ]);
+    openssl(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+    let args = [
+        s("x509"),
+        s("-req"),
+        s("-in"),
+        p(&csr),
+        s("-CA"),
+        p(&ca),
+        s("-CAkey"),
+        p(&ca_key),
+        s("-CAcreateserial"),
+        s("-out"),
+        p(&crt),
+        s("-days"),
+        s("2"),
+        s("-extfile"),
+        p(&ext),
+    ];
+    openssl(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+    (ca, crt, key)
+}

@@ -383,8 +383,9 @@ pub fn classify(e: &redis::RedisError, url: &StoreUrl, timeout: Duration) -> Pro
                 _ => format!("host not found ({inner})"),
             },
             K::TimedOut | K::WouldBlock => format!(
-                "no answer within {} (--store-timeout)",
-                crate::output::span(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+                "no answer within {} (--store-timeout){}",
+                crate::output::span(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+                if tls { "; is that a TLS port?" } else { "" }
             ),
             K::PermissionDenied => format!("permission denied ({inner})"),
             K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted => {
