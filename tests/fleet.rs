@@ -566,3 +566,64 @@ fn tls_verifies_the_server_against_ssl_cert_file() {
     );
     assert_eq!(redis.cli(&["EXISTS", "cbreak:{tls}"]), "1");
 }
+
+/// Commands clients sent since the last call, by name: INFO
+/// commandstats, less the INFO and CONFIG that read and reset it, and less
+/// what the store's scripts run inside (TIME, TYPE, GET, SET, RENAME),
+/// which the client never sends by itself.
+fn commands_since_reset(redis: &Redis) -> Vec<(String, u64)> {
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    let mut out: Vec<(String, u64)> = stats
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let count = |field: &str| -> u64 {
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(field)?.parse().ok())
+                    .unwrap_or(0)
+            };
+            let n = count("calls=") + count("rejected_calls=") + count("failed_calls=");
+            let inner = matches!(name, "time" | "type" | "get" | "set" | "rename");
+            (!inner && !name.starts_with("info") && !name.starts_with("config"))
+                .then(|| (name.to_string(), n))
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_closed_call_costs_one_round_trip_before_and_one_after() {
+    let Some(redis) = Redis::start("a_closed_call_costs_one_round_trip_before_and_one_after")
+    else {
+        return;
+    };
+    let p = policy(3, 60_000);
+    // Scripts loaded, breaker made.
+    assert!(call(&fleet(&redis.url()), "rt", p, Outcome::Success));
+    commands_since_reset(&redis);
+    // A new process: connect, admit (read, nothing worth writing), run,
+    // record (a compare-and-set against what admission read).
+    assert!(call(&fleet(&redis.url()), "rt", p, Outcome::Success));
+    assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 2)]);
+    // A failure: the same two.
+    assert!(call(&fleet(&redis.url()), "rt", p, Outcome::Failure));
+    assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 2)]);
+    // Open: a skip reads and counts the rejection.
+    let f = fleet(&redis.url());
+    f.update_once("rt", fresh(&f, p), |s| s.trip(None, f.now()))
+        .unwrap();
+    commands_since_reset(&redis);
+    assert!(!call(&fleet(&redis.url()), "rt", p, Outcome::Success));
+    assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 2)]);
+    // A probe: read, take the slot; then the outcome.
+    f.update_once("rt", fresh(&f, p), |s| s.trip(Some(1), f.now()))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    commands_since_reset(&redis);
+    assert!(call(&fleet(&redis.url()), "rt", p, Outcome::Success));
+    assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 3)]);
+    assert_eq!(f.read("rt").unwrap().state, State::Closed);
+}
