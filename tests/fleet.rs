@@ -627,3 +627,47 @@ fn a_closed_call_costs_one_round_trip_before_and_one_after() {
     assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 3)]);
     assert_eq!(f.read("rt").unwrap().state, State::Closed);
 }
+
+#[test]
+fn a_server_that_goes_away_fails_fast_and_its_state_is_back_with_it() {
+    let Some(mut redis) = Redis::start_with(
+        "a_server_that_goes_away_fails_fast_and_its_state_is_back_with_it",
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    ) else {
+        return;
+    };
+    let url = redis.url();
+    let p = policy(1, 3_600_000);
+    let f = fleet(&url);
+    assert!(call(&f, "kept", p, Outcome::Failure));
+    assert_eq!(f.read("kept").unwrap().state, State::Open);
+    let mut h = f.open("kept");
+    redis.stop();
+    let t = Instant::now();
+    let e = f
+        .update(&mut h, fresh(&f, p), |s| {
+            s.admit(&p, &mut On::host(&f, 1, 1)).0
+        })
+        .unwrap_err();
+    assert!(
+        matches!(problem(&e), Problem::Unreachable(_) | Problem::NotRedis(_)),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // Back, with its append-only file: the breaker is still open, and the
+    // same store object reconnects.
+    redis.restart();
+    assert_eq!(f.read("kept").unwrap().state, State::Open);
+    assert!(!call(&f, "kept", p, Outcome::Success), "still open");
+    // Restarted empty: a fresh breaker, no error.
+    redis.stop();
+    for file in ["appendonly.aof", "appendonlydir"] {
+        let path = redis.dir().join(file);
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir_all(&path);
+    }
+    redis.restart();
+    assert!(matches!(f.read("kept"), Err(FleetError::NotFound { .. })));
+    assert!(call(&f, "kept", p, Outcome::Success));
+    assert_eq!(f.read("kept").unwrap().counters.calls, 1);
+}

@@ -302,39 +302,72 @@ impl Fleet {
         }
     }
 
-    /// Runs `op` on the connection, connecting first if there is none.
+    /// Runs `op` on the connection, connecting first if there is none. A
+    /// connection kept from an earlier command that turns out broken (the
+    /// server restarted, or closed it while the command ran) is replaced
+    /// and `op` tried once more on the new one.
     fn with<T>(
         &self,
-        op: impl FnOnce(&mut Server) -> Result<T, redis::RedisError>,
+        mut op: impl FnMut(&mut Server) -> Result<T, redis::RedisError>,
     ) -> Result<T, FleetError> {
         let mut slot = self.server.borrow_mut();
-        if slot.is_none() {
-            let server = Server::connect(&self.config.url, self.config.timeout);
-            match server {
-                Ok(s) => *slot = Some(s),
-                Err(p) => {
+        let reused = slot.is_some();
+        for attempt in 0..2 {
+            if slot.is_none() {
+                match Server::connect(&self.config.url, self.config.timeout) {
+                    Ok(s) => *slot = Some(s),
+                    Err(p) => {
+                        drop(slot);
+                        return Err(self.error(p));
+                    }
+                }
+            }
+            let Some(server) = slot.as_mut() else {
+                continue; // connected just above
+            };
+            match op(server) {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt == 0 && reused && e.is_io_error() && !e.is_timeout() => {
+                    *slot = None;
+                }
+                Err(e) => {
                     drop(slot);
-                    return Err(self.error(p));
+                    return Err(self.error(server::classify(
+                        &e,
+                        &self.config.url,
+                        self.config.timeout,
+                    )));
                 }
             }
         }
-        let Some(server) = slot.as_mut() else {
-            unreachable!("connected above")
-        };
-        let result = op(server);
         drop(slot);
-        result.map_err(|e| self.error(server::classify(&e, &self.config.url, self.config.timeout)))
+        Err(self.error(Problem::Other("the connection broke twice".into())))
     }
 
     fn sync_clock(&self, server_now: Millis) {
         self.clock.set(Some((server_now, Instant::now())));
     }
 
+    /// A random number: each write's new version, and the retry pauses.
+    /// Seeded from the time in nanoseconds, the pid and a per-process
+    /// counter, so that two writers (even threads of one process) never
+    /// draw the same versions.
     fn random(&self) -> u64 {
+        static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let mut x = self.rng.get();
         if x == 0 {
-            x = crate::host::now_ms() ^ u64::from(std::process::id()).rotate_left(32) | 1;
-            x ^= Instant::now().elapsed().as_nanos() as u64;
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            x = crate::store::fnv1a(
+                &[
+                    nanos.to_le_bytes(),
+                    u64::from(std::process::id()).to_le_bytes(),
+                    n.to_le_bytes(),
+                ]
+                .concat(),
+            ) | 1;
         }
         // xorshift64*: spread, not secrecy.
         x ^= x >> 12;
@@ -425,12 +458,17 @@ impl Fleet {
                     return Ok(result);
                 }
             }
-            let sequence = match expected {
-                Some(s) => s.wrapping_add(1),
-                // A new key starts from a random version, so that a handle
-                // that remembers a breaker since forgotten and made again
-                // never matches the new one.
-                None => self.random(),
+            // Every write draws a new random version, never the last one
+            // plus one: two writers that decide the same state from the
+            // same version still write different values, so that a value
+            // equal to ours is proof that ours was written; and a handle
+            // that remembers a breaker since forgotten and made again
+            // never matches the new one.
+            let sequence = loop {
+                let s = self.random();
+                if Some(s) != expected {
+                    break s;
+                }
             };
             let value = encode_value(&state, sequence);
             let idle = self.config.idle_expiry.map_or(0, |d| {
@@ -447,6 +485,16 @@ impl Fleet {
             })?;
             match cas {
                 Cas::Done(now) => {
+                    self.sync_clock(now);
+                    handle.seen = Some(Seen { state, sequence });
+                    return Ok(result);
+                }
+                // The write went through but its answer was lost (the
+                // connection broke and `with` sent it again): done.
+                Cas::Conflict(Read {
+                    now,
+                    stored: Stored::Bytes(there),
+                }) if there == value => {
                     self.sync_clock(now);
                     handle.seen = Some(Seen { state, sequence });
                     return Ok(result);

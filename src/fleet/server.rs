@@ -144,7 +144,7 @@ pub struct Server {
 
 /// The client's settings for `url`: no client name sent (one command
 /// fewer at connect).
-fn connection_info(url: &StoreUrl) -> ConnectionInfo {
+fn connection_info(url: &StoreUrl) -> redis::RedisResult<ConnectionInfo> {
     let addr = match &url.address {
         Address::Tcp { host, port } => ConnectionAddr::Tcp(host.clone(), *port),
         Address::Tls { host, port } => ConnectionAddr::TcpTls {
@@ -164,20 +164,7 @@ fn connection_info(url: &StoreUrl) -> ConnectionInfo {
     if let Some(pass) = url.password() {
         redis = redis.set_password(pass);
     }
-    // Infallible for a ConnectionAddr.
-    let info = redis::IntoConnectionInfo::into_connection_info(addr)
-        .unwrap_or_else(|_| unreachable_info());
-    info.set_redis_settings(redis)
-}
-
-fn unreachable_info() -> ConnectionInfo {
-    // `IntoConnectionInfo for ConnectionAddr` never fails; this keeps
-    // the code free of a panic all the same.
-    redis::IntoConnectionInfo::into_connection_info(ConnectionAddr::Tcp(
-        "127.0.0.1".into(),
-        super::url::DEFAULT_PORT,
-    ))
-    .unwrap_or_else(|_| unreachable_info())
+    Ok(redis::IntoConnectionInfo::into_connection_info(addr)?.set_redis_settings(redis))
 }
 
 impl Server {
@@ -190,8 +177,9 @@ impl Server {
             // second one.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client =
-            redis::Client::open(connection_info(url)).map_err(|e| classify(&e, url, timeout))?;
+        let client = connection_info(url)
+            .and_then(redis::Client::open)
+            .map_err(|e| classify(&e, url, timeout))?;
         let con = client
             .get_connection_with_timeout(timeout)
             .map_err(|e| classify(&e, url, timeout))?;
