@@ -2,36 +2,40 @@
 
 use std::time::Duration;
 
-use crate::util::{Env, process_alive};
+use crate::util::{Env, each_store, process_alive};
 
 #[test]
 fn hanging_command_is_killed_with_its_children_at_the_timeout() {
-    let env = Env::new();
-    let out = env
-        .run(&[
-            "run",
-            "-n",
-            "to",
-            "--timeout",
-            "300ms",
-            "--kill-after",
-            "1s",
-            "--",
-            "sh",
-            "-c",
-            "sleep 97.25 & sleep 97.25; wait",
-        ])
-        .code(124)
-        .stderr_has("ran longer than 300ms and was killed");
-    let _ = out;
-    assert!(
-        crate::util::eventually(Duration::from_secs(3), || !process_alive("sleep 97.25")),
-        "a child of the timed-out command survived"
-    );
-    let s = env.status("to");
-    assert_eq!(
-        (s["failures"].as_u64(), s["timeouts"].as_u64()),
-        (Some(1), Some(1))
+    each_store(
+        "hanging_command_is_killed_with_its_children_at_the_timeout",
+        |env| {
+            let out = env
+                .run(&[
+                    "run",
+                    "-n",
+                    "to",
+                    "--timeout",
+                    "300ms",
+                    "--kill-after",
+                    "1s",
+                    "--",
+                    "sh",
+                    "-c",
+                    "sleep 97.25 & sleep 97.25; wait",
+                ])
+                .code(124)
+                .stderr_has("ran longer than 300ms and was killed");
+            let _ = out;
+            assert!(
+                crate::util::eventually(Duration::from_secs(3), || !process_alive("sleep 97.25")),
+                "a child of the timed-out command survived"
+            );
+            let s = env.status("to");
+            assert_eq!(
+                (s["failures"].as_u64(), s["timeouts"].as_u64()),
+                (Some(1), Some(1))
+            );
+        },
     );
 }
 
@@ -59,121 +63,130 @@ fn command_ignoring_sigterm_is_killed_after_kill_after() {
 
 #[test]
 fn slow_success_passes_its_status_through_but_counts_as_a_failure() {
-    let env = Env::new();
-    env.run(&[
-        "run",
-        "-n",
-        "slow",
-        "--slow",
-        "100ms",
-        "-t",
-        "1",
-        "--",
-        "sh",
-        "-c",
-        "sleep 0.4",
-    ])
-    .success()
-    .stderr_has("opened: 1 failure");
-    let s = env.status("slow");
-    assert_eq!(
-        (
-            s["slow"].as_u64(),
-            s["failures"].as_u64(),
-            s["successes"].as_u64()
-        ),
-        (Some(1), Some(1), Some(0))
+    each_store(
+        "slow_success_passes_its_status_through_but_counts_as_a_failure",
+        |env| {
+            env.run(&[
+                "run",
+                "-n",
+                "slow",
+                "--slow",
+                "100ms",
+                "-t",
+                "1",
+                "--",
+                "sh",
+                "-c",
+                "sleep 0.4",
+            ])
+            .success()
+            .stderr_has("opened: 1 failure");
+            let s = env.status("slow");
+            assert_eq!(
+                (
+                    s["slow"].as_u64(),
+                    s["failures"].as_u64(),
+                    s["successes"].as_u64()
+                ),
+                (Some(1), Some(1), Some(0))
+            );
+        },
     );
 }
 
 #[test]
 fn success_and_ignore_codes_decide_the_outcome() {
-    let env = Env::new();
-    let run = |code: &str| {
-        env.run(&[
-            "run",
-            "-n",
-            "codes",
-            "-t",
-            "2",
-            "--success-codes",
-            "0,3-4",
-            "--ignore-codes",
-            "7",
-            "--",
-            "sh",
-            "-c",
-            &format!("exit {code}"),
-        ])
-        .code(code.parse().unwrap())
-    };
-    run("3");
-    run("7");
-    run("7");
-    run("7");
-    assert_eq!(
-        env.state_of("codes"),
-        "closed",
-        "ignored codes do not move the breaker"
-    );
-    run("1");
-    run("7");
-    run("1");
-    let s = env.status("codes");
-    assert_eq!(s["state"], "open");
-    assert_eq!(
-        (
-            s["ignored"].as_u64(),
-            s["successes"].as_u64(),
-            s["calls"].as_u64()
-        ),
-        (Some(4), Some(1), Some(7))
-    );
-    assert_eq!(s["policy"]["success_codes"], "0,3-4");
-    assert_eq!(s["policy"]["ignore_codes"], "7");
+    each_store("success_and_ignore_codes_decide_the_outcome", |env| {
+        let run = |code: &str| {
+            env.run(&[
+                "run",
+                "-n",
+                "codes",
+                "-t",
+                "2",
+                "--success-codes",
+                "0,3-4",
+                "--ignore-codes",
+                "7",
+                "--",
+                "sh",
+                "-c",
+                &format!("exit {code}"),
+            ])
+            .code(code.parse().unwrap())
+        };
+        run("3");
+        run("7");
+        run("7");
+        run("7");
+        assert_eq!(
+            env.state_of("codes"),
+            "closed",
+            "ignored codes do not move the breaker"
+        );
+        run("1");
+        run("7");
+        run("1");
+        let s = env.status("codes");
+        assert_eq!(s["state"], "open");
+        assert_eq!(
+            (
+                s["ignored"].as_u64(),
+                s["successes"].as_u64(),
+                s["calls"].as_u64()
+            ),
+            (Some(4), Some(1), Some(7))
+        );
+        assert_eq!(s["policy"]["success_codes"], "0,3-4");
+        assert_eq!(s["policy"]["ignore_codes"], "7");
+    });
 }
 
 #[test]
 fn exponential_backoff_grows_to_its_cap_and_resets_on_close() {
-    let env = Env::new();
-    let args = |cmd: &'static str| {
-        vec![
-            "run",
-            "-n",
-            "bo",
-            "-t",
-            "1",
-            "-r",
-            "100ms",
-            "--backoff",
-            "exponential",
-            "--max-recovery",
-            "350ms",
-            "--",
-            cmd,
-        ]
-    };
-    env.run(&args("false")).code(1);
-    let mut seen = vec![env.status("bo")["recovery_ms"].as_u64().unwrap()];
-    for _ in 0..3 {
-        // Wait out the period (with a margin), then fail the probe.
-        let wait = seen.last().unwrap() + 400;
-        std::thread::sleep(Duration::from_millis(wait));
-        env.run(&args("false")).code(1);
-        seen.push(env.status("bo")["recovery_ms"].as_u64().unwrap());
-    }
-    assert_eq!(seen, [100, 200, 350, 350]);
-    assert_eq!(env.status("bo")["reopens"], 3);
-    std::thread::sleep(Duration::from_millis(800));
-    env.run(&args("true")).success();
-    let s = env.status("bo");
-    assert_eq!(
-        (
-            s["state"].as_str(),
-            s["recovery_ms"].as_u64(),
-            s["base_recovery_ms"].as_u64()
-        ),
-        (Some("closed"), Some(100), Some(100))
+    each_store(
+        "exponential_backoff_grows_to_its_cap_and_resets_on_close",
+        |env| {
+            let args = |cmd: &'static str| {
+                vec![
+                    "run",
+                    "-n",
+                    "bo",
+                    "-t",
+                    "1",
+                    "-r",
+                    "100ms",
+                    "--backoff",
+                    "exponential",
+                    "--max-recovery",
+                    "350ms",
+                    "--",
+                    cmd,
+                ]
+            };
+            env.run(&args("false")).code(1);
+            let mut seen = vec![env.status("bo")["recovery_ms"].as_u64().unwrap()];
+            for _ in 0..3 {
+                // Wait out the period (with a margin), then fail the probe.
+                let wait = seen.last().unwrap() + 400;
+                std::thread::sleep(Duration::from_millis(wait));
+                env.run(&args("false")).code(1);
+                seen.push(env.status("bo")["recovery_ms"].as_u64().unwrap());
+            }
+            assert_eq!(seen, [100, 200, 350, 350]);
+            assert_eq!(env.status("bo")["reopens"], 3);
+            std::thread::sleep(Duration::from_millis(800));
+            env.run(&args("true")).success();
+            let s = env.status("bo");
+            assert_eq!(
+                (
+                    s["state"].as_str(),
+                    s["recovery_ms"].as_u64(),
+                    s["base_recovery_ms"].as_u64()
+                ),
+                (Some("closed"), Some(100), Some(100))
+            );
+        },
     );
 }
 
@@ -489,31 +502,32 @@ fn a_recovery_above_an_hour_runs_with_or_without_backoff() {
 /// printed 75%.
 #[test]
 fn failure_rate_is_judged_after_a_success_too() {
-    let env = Env::new();
-    let run = |cmd: &str| {
-        env.run(&[
-            "run",
-            "-n",
-            "rate",
-            "-t",
-            "0",
-            "--failure-rate",
-            "50",
-            "--min-calls",
-            "4",
-            "--",
-            "sh",
-            "-c",
-            cmd,
-        ])
-    };
-    for _ in 0..3 {
-        run("exit 1").code(1);
-    }
-    assert_eq!(env.state_of("rate"), "closed");
-    run("exit 0")
-        .success()
-        .stderr_has("breaker 'rate' opened: failure rate 75% over 4 calls");
-    assert_eq!(env.state_of("rate"), "open");
-    run("exit 0").code(75);
+    each_store("failure_rate_is_judged_after_a_success_too", |env| {
+        let run = |cmd: &str| {
+            env.run(&[
+                "run",
+                "-n",
+                "rate",
+                "-t",
+                "0",
+                "--failure-rate",
+                "50",
+                "--min-calls",
+                "4",
+                "--",
+                "sh",
+                "-c",
+                cmd,
+            ])
+        };
+        for _ in 0..3 {
+            run("exit 1").code(1);
+        }
+        assert_eq!(env.state_of("rate"), "closed");
+        run("exit 0")
+            .success()
+            .stderr_has("breaker 'rate' opened: failure rate 75% over 4 calls");
+        assert_eq!(env.state_of("rate"), "open");
+        run("exit 0").code(75);
+    });
 }

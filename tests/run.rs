@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::util::{Env, eventually};
+use crate::util::{Env, each_store, eventually};
 
 #[test]
 fn successful_run_is_silent_and_exits_zero() {
@@ -48,71 +48,82 @@ fn death_by_signal_is_passed_on_as_the_same_death() {
 
 #[test]
 fn threshold_opens_and_skips_without_running_the_command() {
-    let env = Env::new();
-    let args = [
-        "run", "-n", "api", "-t", "3", "-r", "60s", "--", "sh", "-c", "exit 1",
-    ];
-    env.run(&args).code(1);
-    env.run(&args).code(1);
-    env.run(&args)
-        .code(1)
-        .stderr_has("breaker 'api' opened: 3 consecutive failures; skipping runs for 1m");
-    let marker = env.path("ran");
-    let touch = format!("touch {}", marker.display());
-    env.run(&["run", "-n", "api", "--", "sh", "-c", &touch])
-        .code(75)
-        .stderr_has("skipped 'sh': breaker 'api' is open (3 consecutive failures); next probe in ");
-    assert!(!marker.exists(), "a skipped command must not run");
-    let s = env.status("api");
-    assert_eq!(s["state"], "open");
-    assert_eq!(s["rejected"], 1);
-    assert!(s["next_probe_at"].as_str().unwrap().ends_with('Z'));
+    each_store(
+        "threshold_opens_and_skips_without_running_the_command",
+        |env| {
+            let args = [
+                "run", "-n", "api", "-t", "3", "-r", "60s", "--", "sh", "-c", "exit 1",
+            ];
+            env.run(&args).code(1);
+            env.run(&args).code(1);
+            env.run(&args)
+                .code(1)
+                .stderr_has("breaker 'api' opened: 3 consecutive failures; skipping runs for 1m");
+            let marker = env.path("ran");
+            let touch = format!("touch {}", marker.display());
+            env.run(&["run", "-n", "api", "--", "sh", "-c", &touch])
+                .code(75)
+                .stderr_has(
+                    "skipped 'sh': breaker 'api' is open (3 consecutive failures); next probe in ",
+                );
+            assert!(!marker.exists(), "a skipped command must not run");
+            let s = env.status("api");
+            assert_eq!(s["state"], "open");
+            assert_eq!(s["rejected"], 1);
+            assert!(s["next_probe_at"].as_str().unwrap().ends_with('Z'));
+        },
+    );
 }
 
 #[test]
 fn open_exit_code_and_quiet() {
-    let env = Env::new();
-    env.run(&["trip", "--create", "q"]).success();
-    env.run(&[
-        "run",
-        "-n",
-        "q",
-        "--open-exit-code",
-        "0",
-        "-q",
-        "--",
-        "false",
-    ])
-    .code(0)
-    .stderr_empty();
+    each_store("open_exit_code_and_quiet", |env| {
+        env.run(&["trip", "--create", "q"]).success();
+        env.run(&[
+            "run",
+            "-n",
+            "q",
+            "--open-exit-code",
+            "0",
+            "-q",
+            "--",
+            "false",
+        ])
+        .code(0)
+        .stderr_empty();
+    });
 }
 
 #[test]
 fn probe_after_recovery_closes_on_success_and_reopens_on_failure() {
-    let env = Env::new();
-    let fail = ["run", "-n", "r", "-t", "1", "-r", "200ms", "--", "false"];
-    env.run(&fail).code(1);
-    assert_eq!(env.state_of("r"), "open");
-    std::thread::sleep(Duration::from_millis(700));
-    // The probe fails: open again, for a fresh period.
-    env.run(&fail).code(1);
-    assert_eq!(env.state_of("r"), "open");
-    std::thread::sleep(Duration::from_millis(700));
-    env.run(&["run", "-n", "r", "-t", "1", "-r", "200ms", "--", "true"])
-        .success()
-        .stderr_has("breaker 'r' closed: probe succeeded");
-    let s = env.status("r");
-    assert_eq!(
-        (s["state"].as_str(), s["consecutive_failures"].as_u64()),
-        (Some("closed"), Some(0))
+    each_store(
+        "probe_after_recovery_closes_on_success_and_reopens_on_failure",
+        |env| {
+            let fail = ["run", "-n", "r", "-t", "1", "-r", "200ms", "--", "false"];
+            env.run(&fail).code(1);
+            assert_eq!(env.state_of("r"), "open");
+            std::thread::sleep(Duration::from_millis(700));
+            // The probe fails: open again, for a fresh period.
+            env.run(&fail).code(1);
+            assert_eq!(env.state_of("r"), "open");
+            std::thread::sleep(Duration::from_millis(700));
+            env.run(&["run", "-n", "r", "-t", "1", "-r", "200ms", "--", "true"])
+                .success()
+                .stderr_has("breaker 'r' closed: probe succeeded");
+            let s = env.status("r");
+            assert_eq!(
+                (s["state"].as_str(), s["consecutive_failures"].as_u64()),
+                (Some("closed"), Some(0))
+            );
+            let to: Vec<&str> = s["transitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["to"].as_str().unwrap())
+                .collect();
+            assert_eq!(to, ["open", "half_open", "open", "half_open", "closed"]);
+        },
     );
-    let to: Vec<&str> = s["transitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["to"].as_str().unwrap())
-        .collect();
-    assert_eq!(to, ["open", "half_open", "open", "half_open", "closed"]);
 }
 
 #[test]
@@ -198,35 +209,37 @@ fn default_name_is_stable_and_depends_on_every_argument() {
 
 #[test]
 fn trip_for_opens_then_probes() {
-    let env = Env::new();
-    env.run(&["trip", "--create", "t", "--for", "1s"]).success();
-    env.run(&["run", "-n", "t", "--", "true"]).code(75);
-    assert!(eventually(Duration::from_secs(5), || env
-        .run(&["run", "-n", "t", "--", "true"])
-        .code
-        == 0));
-    assert_eq!(env.state_of("t"), "closed");
+    each_store("trip_for_opens_then_probes", |env| {
+        env.run(&["trip", "--create", "t", "--for", "1s"]).success();
+        env.run(&["run", "-n", "t", "--", "true"]).code(75);
+        assert!(eventually(Duration::from_secs(5), || env
+            .run(&["run", "-n", "t", "--", "true"])
+            .code
+            == 0));
+        assert_eq!(env.state_of("t"), "closed");
+    });
 }
 
 #[test]
 fn trip_without_duration_is_forced_open_until_reset() {
-    let env = Env::new();
-    env.run(&["trip", "--create", "fo"]).success();
-    assert_eq!(env.state_of("fo"), "forced_open");
-    env.run(&["run", "-n", "fo", "-r", "1ms", "--", "true"])
-        .code(75)
-        .stderr_has("forced open (tripped by hand); 'cbreak reset fo' closes it");
-    env.run(&["reset", "fo"]).success();
-    env.run(&["run", "-n", "fo", "--", "true"]).success();
-    let s = env.status("fo");
-    assert_eq!(
-        (
-            s["state"].as_str(),
-            s["calls"].as_u64(),
-            s["rejected"].as_u64()
-        ),
-        (Some("closed"), Some(1), Some(1))
-    );
+    each_store("trip_without_duration_is_forced_open_until_reset", |env| {
+        env.run(&["trip", "--create", "fo"]).success();
+        assert_eq!(env.state_of("fo"), "forced_open");
+        env.run(&["run", "-n", "fo", "-r", "1ms", "--", "true"])
+            .code(75)
+            .stderr_has("forced open (tripped by hand); 'cbreak reset fo' closes it");
+        env.run(&["reset", "fo"]).success();
+        env.run(&["run", "-n", "fo", "--", "true"]).success();
+        let s = env.status("fo");
+        assert_eq!(
+            (
+                s["state"].as_str(),
+                s["calls"].as_u64(),
+                s["rejected"].as_u64()
+            ),
+            (Some("closed"), Some(1), Some(1))
+        );
+    });
 }
 
 #[test]

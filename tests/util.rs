@@ -13,15 +13,27 @@ pub fn bin() -> String {
     std::env::var("CBREAK_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cbreak").to_string())
 }
 
-/// A state directory and a scratch directory for one test.
+/// A state directory and a scratch directory for one test, and the store
+/// its commands use: the state directory, or a Redis server (`--store`).
 pub struct Env {
     tmp: tempfile::TempDir,
+    store: Option<String>,
 }
 
 impl Env {
     pub fn new() -> Env {
         Env {
             tmp: tempfile::tempdir().expect("temp dir"),
+            store: None,
+        }
+    }
+
+    /// An environment whose commands keep their breakers on the Redis
+    /// server at `url` (through `CBREAK_STORE`).
+    pub fn on_store(url: &str) -> Env {
+        Env {
+            store: Some(url.to_string()),
+            ..Env::new()
         }
     }
 
@@ -57,6 +69,9 @@ impl Env {
             {
                 cmd.env_remove(&k);
             }
+        }
+        if let Some(url) = &self.store {
+            cmd.env("CBREAK_STORE", url);
         }
         cmd.env("CBREAK_STATE_DIR", self.state())
             .env_remove("NO_COLOR")
@@ -200,4 +215,16 @@ pub fn process_alive(needle: &str) -> bool {
                 .replace('\0', " ")
                 .contains(needle)
     })
+}
+
+/// Runs `body` against the local state directory, then against a Redis
+/// server (`--store`): the semantics of a breaker are the same whichever
+/// store keeps it. Without `redis-server` outside CI, only the local store
+/// runs, and the test says so.
+pub fn each_store(test: &str, body: impl Fn(&Env)) {
+    body(&Env::new());
+    let Some(redis) = crate::redis_server::Redis::start(test) else {
+        return;
+    };
+    body(&Env::on_store(&redis.url()));
 }
