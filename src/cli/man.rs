@@ -9,7 +9,6 @@
 use clap::ArgAction;
 use clap_mangen::Man;
 
-
 /// Every page, `cbreak` first, as (name, roff).
 pub fn pages() -> Vec<(String, String)> {
     let mut cmd = super::command().disable_help_subcommand(true);
