@@ -9,11 +9,13 @@
 //!   and its policies, time injected, no I/O;
 //! - [`record`]: one breaker's file — layout, mapping, locking, validation;
 //!   [`fault`] turns a fault on its mapped pages into an error;
-//! - [`store`]: the state directory — names, listing, corrupt records;
+//! - [`store`]: where states are kept — the [`store::Store`] interface,
+//!   names, and the state directory behind it (listing, corrupt records);
 //! - [`exec`]: spawning, signals, timeouts, exit statuses;
 //! - [`host`]: the clock and process identity behind the machine;
 //! - [`output`], [`metrics`], [`hooks`]: what cbreak tells people and tools;
-//! - [`app`]: what each subcommand does; [`exit`]: how cbreak ends.
+//! - [`app`]: what each subcommand does; [`exit`]: how cbreak ends;
+//! - [`util`]: small helpers that depend on nothing else here.
 
 pub mod app;
 pub mod breaker;
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod output;
 pub mod record;
 pub mod store;
+pub mod util;
 pub mod window;
 
 use std::ffi::OsString;
