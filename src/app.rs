@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::breaker::{Admission, BreakerState, End, Millis, Rejection, State, Transition};
-use crate::cli::OnStateError;
-use crate::config::{Action, Config, Hooks, RunConfig, View};
+use crate::config::{Action, Config, Hooks, OnStateError, RunConfig, View};
 use crate::exec::{self, SpawnError, Status};
 use crate::exit::Exit;
 use crate::host::System;
@@ -427,10 +426,13 @@ fn announce(
         match t.to {
             State::Open => say(&format!(
                 "breaker '{name}' opened: {}; skipping runs for {}",
-                t.reason.describe(),
+                crate::output::reason(t.reason),
                 span(s.next_probe_at.saturating_sub(t.at))
             )),
-            State::Closed => say(&format!("breaker '{name}' closed: {}", t.reason.describe())),
+            State::Closed => say(&format!(
+                "breaker '{name}' closed: {}",
+                crate::output::reason(t.reason)
+            )),
             State::HalfOpen | State::ForcedOpen => {}
         }
     }
@@ -446,7 +448,7 @@ fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState, now: Millis)
             .oldest_first()
             .last()
             .filter(|t| t.to != State::Closed)
-            .map(|t| format!(" ({})", t.reason.describe()))
+            .map(|t| format!(" ({})", crate::output::reason(t.reason)))
             .unwrap_or_default();
         let msg = match r.state {
             State::ForcedOpen => {

@@ -47,7 +47,7 @@ pub fn environment(name: &str, t: &Transition, s: &BreakerState) -> Vec<(&'stati
             "CBREAK_NEXT_PROBE_AT",
             s.next_probe().map(rfc3339).unwrap_or_default(),
         ),
-        ("CBREAK_REASON", t.reason.describe()),
+        ("CBREAK_REASON", crate::output::reason(t.reason)),
     ]
 }
 
@@ -116,6 +116,9 @@ mod tests {
         assert_eq!(get("CBREAK_STATE"), "open");
         assert_eq!(get("CBREAK_PREVIOUS_STATE"), "closed");
         assert_eq!(get("CBREAK_NEXT_PROBE_AT"), "1970-01-01T00:00:31.000Z");
-        assert_eq!(get("CBREAK_REASON"), Reason::TrippedFor(30_000).describe());
+        assert_eq!(
+            get("CBREAK_REASON"),
+            crate::output::reason(Reason::TrippedFor(30_000))
+        );
     }
 }

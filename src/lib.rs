@@ -4,8 +4,10 @@
 //! The binary is a thin shell around [`run`]. The modules, one concept each:
 //!
 //! - [`cli`] and [`config`]: the command line, parsed once into plain values
+//!   ([`value`] parses single values for both)
 //!   (and the completion scripts and man pages made from its definition);
-//! - [`breaker`] (with [`window`] and [`history`]): the pure state machine
+//! - [`breaker`] (with [`window`]; [`breaker::history`] is its ring of
+//!   transitions): the pure state machine
 //!   and its policies, time injected, no I/O;
 //! - [`record`]: one breaker's file — layout, mapping, locking, validation;
 //!   [`fault`] turns a fault on its mapped pages into an error;
@@ -24,7 +26,6 @@ pub mod config;
 pub mod exec;
 pub mod exit;
 pub mod fault;
-pub mod history;
 pub mod hooks;
 pub mod host;
 pub mod metrics;
@@ -32,6 +33,7 @@ pub mod output;
 pub mod record;
 pub mod store;
 pub mod util;
+pub mod value;
 pub mod window;
 
 use std::ffi::OsString;

@@ -62,11 +62,11 @@ use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 
+use crate::breaker::history::{History, Recent};
 use crate::breaker::{
     Backoff, BreakerState, CodeSet, Counters, Millis, Mode, Owner, Policy, ProbeSlot, State, Window,
 };
 use crate::fault::Guarded;
-use crate::history::{History, Recent};
 use crate::window::{Bucket, COUNT_WORDS, CountWindow, TIME_BUCKETS, TimeWindow};
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"cbreak\0\x01");

@@ -17,9 +17,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use super::options::OPTIONS;
-use super::{BackoffArg, Cli, Command, GlobalArgs, HookArgs, OnStateError, PolicyArgs, RunArgs};
+use super::{BackoffArg, Cli, Command, GlobalArgs, HookArgs, OnStateErrorArg, PolicyArgs, RunArgs};
 use crate::breaker::CodeSet;
-use crate::config::parse_duration;
+use crate::value::parse_duration;
 
 /// `Some` when `args` (program name first) is a `cbreak run` this parser
 /// is sure of; `None` means "ask clap".
@@ -197,7 +197,7 @@ fn blank(command: Vec<OsString>) -> RunArgs {
         threshold: 0,
         recovery: 0,
         open_exit_code: 0,
-        on_state_error: OnStateError::Run,
+        on_state_error: OnStateErrorArg::Run,
         quiet: false,
         quiet_skips: false,
         fallback: None,

@@ -1,8 +1,9 @@
 //! The command-line definition: clap's derive structs and their help text.
 //!
 //! Owns what the user types and nothing else. The value parsers live in
-//! `config`, which also turns these structs into the plain configuration the
-//! rest of cbreak uses; no other module sees clap.
+//! `value`; `config` turns these structs into the plain configuration the
+//! rest of cbreak uses; no module outside `cli` sees a clap type.
+//! `run`'s options are declared once, in `options`.
 //!
 //! Its submodules `generate` and `man` make the completion scripts and man
 //! pages from the same definition (`cbreak completions`, `cbreak man`).
@@ -21,7 +22,7 @@ use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum, ValueHint};
 
 use self::options as opt;
 use crate::breaker::{CodeSet, Millis, Window};
-use crate::config::{
+use crate::value::{
     parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_signal,
     parse_window,
 };
@@ -217,7 +218,7 @@ pub struct CheckArgs {
     /// When the state cannot be used: run (exit 0, as `run` would run the
     /// command), skip (exit 75) or fail (exit 125)
     #[arg(long = opt::ON_STATE_ERROR.long, value_enum, default_value = opt::ON_STATE_ERROR.default, env = opt::ON_STATE_ERROR.env, value_name = "MODE")]
-    pub on_state_error: OnStateError,
+    pub on_state_error: OnStateErrorArg,
 
     #[command(flatten)]
     pub rules: RuleArgs,
@@ -257,7 +258,7 @@ pub struct RunArgs {
 
     /// What to do when the state cannot be read or written
     #[arg(long = opt::ON_STATE_ERROR.long, value_enum, default_value = opt::ON_STATE_ERROR.default, env = opt::ON_STATE_ERROR.env, value_name = "MODE")]
-    pub on_state_error: OnStateError,
+    pub on_state_error: OnStateErrorArg,
 
     /// No message when skipping or changing state
     #[arg(short = opt::QUIET.short, long = opt::QUIET.long, env = opt::QUIET.env, value_parser = BoolishValueParser::new())]
@@ -484,8 +485,20 @@ pub enum ShellArg {
     PowerShell,
 }
 
+impl From<ShellArg> for generate::Shell {
+    fn from(shell: ShellArg) -> generate::Shell {
+        match shell {
+            ShellArg::Bash => generate::Shell::Bash,
+            ShellArg::Zsh => generate::Shell::Zsh,
+            ShellArg::Fish => generate::Shell::Fish,
+            ShellArg::Elvish => generate::Shell::Elvish,
+            ShellArg::PowerShell => generate::Shell::PowerShell,
+        }
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnStateError {
+pub enum OnStateErrorArg {
     /// Warn and run the command anyway (fail open)
     Run,
     /// Warn and skip the command, as if the breaker were open

@@ -12,8 +12,8 @@
 //! same options, and that both parsers agree on every one of them, from
 //! the command line and from the environment.
 
-use super::{BackoffArg, OnStateError, RunArgs};
-use crate::config::{
+use super::{BackoffArg, OnStateErrorArg, RunArgs};
+use crate::value::{
     parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_signal,
     parse_window,
 };
@@ -106,9 +106,9 @@ pub const ON_STATE_ERROR: Opt = value(
     Some("CBREAK_ON_STATE_ERROR"),
     |r, v| {
         r.on_state_error = match v {
-            "run" => OnStateError::Run,
-            "skip" => OnStateError::Skip,
-            "fail" => OnStateError::Fail,
+            "run" => OnStateErrorArg::Run,
+            "skip" => OnStateErrorArg::Skip,
+            "fail" => OnStateErrorArg::Fail,
             _ => return None,
         };
         Some(())

@@ -35,8 +35,10 @@
 //! for at most one full open period after that call, never for the size of
 //! the step. A clock stepped forwards simply ends the open period.
 
-use crate::history::{History, Recent};
+pub mod history;
+
 use crate::window::{CountWindow, Tally, TimeWindow};
+use history::{History, Recent};
 
 /// Milliseconds: a point in time since the Unix epoch, or a span.
 pub type Millis = u64;
@@ -158,24 +160,6 @@ impl Reason {
             9 => Reason::Disabled,
             _ => return None,
         })
-    }
-
-    /// A short text for people and hooks: "3 consecutive failures".
-    pub fn describe(self) -> String {
-        match self {
-            Reason::ConsecutiveFailures(1) => "1 failure".to_string(),
-            Reason::ConsecutiveFailures(n) => format!("{n} consecutive failures"),
-            Reason::FailureRate { percent, calls } => {
-                format!("failure rate {percent}% over {calls} calls")
-            }
-            Reason::RecoveryElapsed => "recovery period elapsed".to_string(),
-            Reason::ProbeSucceeded => "probe succeeded".to_string(),
-            Reason::ProbeFailed => "probe failed".to_string(),
-            Reason::Tripped => "tripped by hand".to_string(),
-            Reason::TrippedFor(ms) => format!("tripped by hand for {}", crate::output::span(ms)),
-            Reason::Reset => "reset".to_string(),
-            Reason::Disabled => "disabled".to_string(),
-        }
     }
 }
 
@@ -930,8 +914,8 @@ impl BreakerState {
             && c.timeouts <= c.failures
             && (self.probe.is_none() || self.state == State::HalfOpen)
             && self.recent.len <= 64
-            && self.history.len <= crate::history::HISTORY_LEN as u32
-            && (self.history.head as usize) < crate::history::HISTORY_LEN
+            && self.history.len <= history::HISTORY_LEN as u32
+            && (self.history.head as usize) < history::HISTORY_LEN
             && window_ok
     }
 }
