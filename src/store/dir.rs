@@ -175,14 +175,8 @@ impl StateDir {
     /// the record where it was, to be moved by the next caller. Retiring
     /// the moved file (only its owner can) tells whoever waits for its
     /// lock at once; others notice that the path names another file.
-    fn move_aside(
-        &self,
-        record: &Record,
-        guard: &Guard<'_>,
-        path: &Path,
-        why: String,
-    ) -> Result<(), StoreError> {
-        if !record.still_at_path() {
+    fn move_aside(&self, guard: &Guard<'_>, path: &Path, why: String) -> Result<(), StoreError> {
+        if !guard.still_at_path() {
             return Ok(()); // someone else moved it while we waited
         }
         let mut aside = path.as_os_str().to_owned();
@@ -237,30 +231,35 @@ impl Store for StateDir {
             if slot.is_none() {
                 *slot = Some(self.open_rw(&path)?);
             }
-            let Some(record) = slot.as_ref() else {
+            let Some(record) = slot.as_mut() else {
                 continue;
             };
             let guard = record.lock_raw().map_err(|e| record_error(&path, e))?;
-            match guard.check(&fresh).and_then(|()| guard.load()) {
-                Ok(mut state) => {
-                    guard.claim_probe(&mut state, self.now());
-                    let before = state.probe;
-                    let out = f(&mut state);
-                    guard.settle_probe(before, &mut state);
-                    guard.store(&state).map_err(|e| record_error(&path, e))?;
-                    return Ok(out);
-                }
+            let (guard, error) = match guard.check(&fresh) {
+                Ok(checked) => match checked.load() {
+                    Ok(mut state) => {
+                        checked.claim_probe(&mut state, self.now());
+                        let before = state.probe;
+                        let out = f(&mut state);
+                        checked.settle_probe(before, &mut state);
+                        checked.store(&state).map_err(|e| record_error(&path, e))?;
+                        return Ok(out);
+                    }
+                    Err(e) => (checked.into_guard(), e),
+                },
+                Err(refused) => refused,
+            };
+            match error {
                 // Still under the lock: nobody else is looking at it.
-                Err(RecordError::Corrupt(why)) => self.move_aside(record, &guard, &path, why)?,
+                RecordError::Corrupt(why) => self.move_aside(&guard, &path, why)?,
                 // Retired but never moved: left by an interrupted move.
-                Err(RecordError::Moved) if record.still_at_path() => self.move_aside(
-                    record,
+                RecordError::Moved if guard.still_at_path() => self.move_aside(
                     &guard,
                     &path,
                     "left retired at its path by an interrupted move".into(),
                 )?,
-                Err(RecordError::Moved) => {}
-                Err(e) => return Err(record_error(&path, e)),
+                RecordError::Moved => {}
+                e => return Err(record_error(&path, e)),
             }
             drop(guard);
             *slot = None;
@@ -326,13 +325,13 @@ impl Store for StateDir {
         let Some(access) = self.access_for_reading()? else {
             return Err(not_found());
         };
-        let record = match Record::open_ro(&path, access) {
+        let mut record = match Record::open_ro(&path, access) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
             Err(e) => return Err(self.io(&path, "open")(e)),
         };
-        let _held = record.lock_raw().map_err(|e| record_error(&path, e))?;
-        if record.still_at_path() {
+        let held = record.lock_raw().map_err(|e| record_error(&path, e))?;
+        if held.still_at_path() {
             // A run holding it open sees its link count drop to 0 when it
             // locks it next, and opens the path again.
             std::fs::remove_file(&path).map_err(self.io(&path, "delete"))?;
