@@ -6,7 +6,7 @@
 //! the [`Store`] trait only, once the state directory is opened), the
 //! processes `exec`'s.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -473,7 +473,7 @@ fn fallback(rc: &RunConfig) -> Exit {
     match &rc.fallback {
         None => Exit::Skipped(rc.open_exit_code),
         Some(cmd) => {
-            let argv: [OsString; 3] = [OsStr::new("sh").into(), "-c".into(), cmd.into()];
+            let argv = exec::shell(cmd);
             let spec = exec::Spec {
                 argv: &argv,
                 timeout: None,

@@ -7,7 +7,6 @@
 //! record's lock is released, exactly once per transition, in the process
 //! that made it; their stdout goes to cbreak's stderr.
 
-use std::ffi::OsString;
 use std::time::Duration;
 
 use crate::breaker::{BreakerState, State, Transition};
@@ -59,7 +58,7 @@ pub fn fire(hooks: &Hooks, name: &str, t: &Transition, s: &BreakerState) {
     }
     let env = environment(name, t, s);
     for (flag, cmd) in chosen {
-        let argv: [OsString; 3] = ["sh".into(), "-c".into(), cmd.into()];
+        let argv = crate::exec::shell(cmd);
         let spec = exec::Spec {
             argv: &argv,
             timeout: Some(Duration::from_millis(hooks.timeout.max(1))),

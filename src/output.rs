@@ -497,10 +497,10 @@ pub fn json<'a>(name: &'a str, s: &BreakerState, now: Millis) -> Json<'a> {
             })
             .collect(),
         transitions_total: JsonTotals {
-            closed: s.transitions[0],
-            open: s.transitions[1],
-            half_open: s.transitions[2],
-            forced_open: s.transitions[3],
+            closed: s.transitions[State::Closed.index()],
+            open: s.transitions[State::Open.index()],
+            half_open: s.transitions[State::HalfOpen.index()],
+            forced_open: s.transitions[State::ForcedOpen.index()],
         },
         updated_at: (s.updated_at > 0).then(|| rfc3339(s.updated_at)),
         last_success_at: (s.last_success_at > 0).then(|| rfc3339(s.last_success_at)),

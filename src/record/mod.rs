@@ -282,10 +282,6 @@ impl Record {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Takes the exclusive lock, then checks that the path still names this
     /// file and that it is a valid record, initialising a new one with
     /// `fresh` when the file is empty.
