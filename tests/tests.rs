@@ -3,6 +3,7 @@
 
 mod util;
 
+mod architecture;
 mod chaos;
 mod colour;
 mod completions;

@@ -110,6 +110,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Erro
         })
 }
 
+/// Parses the command line, or says what to print instead: help, the
+/// version, or a usage error worded for people (see `usage`).
+pub fn parse_or_explain(args: &[OsString]) -> Result<Cli, usage::Usage> {
+    parse(args.iter().cloned()).map_err(|e| usage::explain(&e, args))
+}
+
 /// The whole definition, as help, errors, man pages and completions show
 /// it. Help never shows the values of `CBREAK_*` variables, only their
 /// names: a hook command may hold a token, and help is printed on screens
