@@ -255,7 +255,9 @@ type Failed = (Exit, String);
 /// stops cbreak is its own error (exit 125).
 fn failed(e: StoreError) -> Failed {
     let exit = match e {
-        StoreError::NotFound { .. } | StoreError::Corrupt { .. } => Exit::Problem,
+        StoreError::NotFound { .. } | StoreError::Corrupt { .. } | StoreError::Foreign { .. } => {
+            Exit::Problem
+        }
         StoreError::Newer { .. }
         | StoreError::Refused { .. }
         | StoreError::Untrusted { .. }
@@ -531,6 +533,7 @@ fn json_line(v: &impl serde::Serialize) -> String {
 /// Every readable breaker; a record that cannot be read is reported and
 /// left out (and makes the second value false).
 fn read_all(store: &Store) -> Result<(Vec<(String, BreakerState)>, bool), Failed> {
+    store.readable().map_err(failed)?;
     let names = store.names().map_err(failed)?;
     let mut ok = true;
     let mut breakers = Vec::with_capacity(names.len());
@@ -616,6 +619,7 @@ fn record(
 }
 
 fn list(store: &Store) -> Result<Exit, Failed> {
+    store.readable().map_err(failed)?;
     let names = store.names().map_err(failed)?;
     let mut text = names.join("\n");
     if !text.is_empty() {

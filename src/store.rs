@@ -100,6 +100,9 @@ pub enum StoreError {
     Untrusted { path: PathBuf, why: String },
     /// Another process held the record's lock for longer than the wait.
     Busy { path: PathBuf, waited: Duration },
+    /// A file of the breaker's name that is not a cbreak record: never
+    /// moved, changed or deleted.
+    Foreign { path: PathBuf, why: String },
     /// The record was written by a newer cbreak.
     Newer { path: PathBuf, version: u64 },
     Io {
@@ -135,6 +138,11 @@ impl fmt::Display for StoreError {
                 "another process has held the lock on {} for over {}; if no cbreak is working on it, find the holder with 'fuser -v {}' (--lock-timeout waits longer)",
                 path.display(),
                 crate::output::span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
+                path.display()
+            ),
+            StoreError::Foreign { path, why } => write!(
+                f,
+                "{} is not a cbreak record ({why}); cbreak leaves it alone: move it away, or use another state directory (--state-dir)",
                 path.display()
             ),
             StoreError::Newer { path, version } => write!(
@@ -249,6 +257,7 @@ impl Store {
         }
         let meta = match std::fs::metadata(&self.dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.may_create()?;
                 self.create_dir()?;
                 std::fs::metadata(&self.dir)
             }
@@ -256,6 +265,40 @@ impl Store {
         }
         .map_err(self.io(&self.dir, "use the state directory"))?;
         self.judge(&meta)
+    }
+
+    /// A missing state directory is made only inside a directory of this
+    /// user's (or root's): root run with another user's HOME (`sudo -E`)
+    /// must not leave root-owned directories in that user's home.
+    fn may_create(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let me = crate::host::euid();
+        let mut ancestor = self.dir.as_path();
+        while let Some(parent) = ancestor.parent() {
+            ancestor = parent;
+            let Ok(meta) = std::fs::metadata(ancestor) else {
+                continue;
+            };
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(StoreError::Refused {
+                    dir: self.dir.clone(),
+                    why: format!(
+                        "it does not exist, and cbreak (uid {me}) will not create it inside {}, which belongs to uid {}; give --state-dir (e.g. a directory of your own)",
+                        ancestor.display(),
+                        meta.uid()
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Whether the directory may be read from at all, judged once: for the
+    /// readers of every breaker (`status`, `metrics`, `list`), so that a
+    /// refused directory is one line, not one per file.
+    pub fn readable(&self) -> Result<(), StoreError> {
+        self.access_for_reading().map(|_| ())
     }
 
     /// Like [`Store::prepare`] for a reader: `None` when the directory does
@@ -297,21 +340,40 @@ impl Store {
             )));
         }
         let me = crate::host::euid();
-        let group_dir = mode & 0o2000 != 0 && mode & 0o020 != 0;
-        let shared = group_dir && (me == 0 || crate::host::in_group(meta.gid()));
+        let group_writable = mode & 0o020 != 0;
+        let group_dir = mode & 0o2000 != 0 && group_writable;
+        // Root too must really be a member: a directory another user made
+        // setgid and group-writable is theirs to control.
+        let shared = group_dir && crate::host::in_group(meta.gid());
+        if group_dir && !shared {
+            return Err(refuse(format!(
+                "it is shared by group gid {}, and you (uid {me}) are not a member",
+                meta.gid()
+            )));
+        }
+        if group_writable && !shared {
+            return Err(refuse(format!(
+                "it is writable by its group (gid {}) but is not a shared group directory; 'chmod g-w' it, or make it one with 'chmod 2770'",
+                meta.gid()
+            )));
+        }
         if meta.uid() != me && meta.uid() != 0 && !shared {
-            let why = if group_dir {
-                format!(
-                    "it is shared by group gid {}, and you (uid {me}) are not a member",
-                    meta.gid()
-                )
-            } else {
-                format!(
-                    "it belongs to uid {}, not to you (uid {me}); a directory shared by a group must be setgid and group-writable (chmod 2770)",
-                    meta.uid()
-                )
-            };
-            return Err(refuse(why));
+            return Err(refuse(format!(
+                "it belongs to uid {}, not to you (uid {me}); a directory shared by a group must be setgid and group-writable (chmod 2770)",
+                meta.uid()
+            )));
+        }
+        // The path itself may be a symlink another user planted (in /tmp,
+        // say) to point cbreak at a directory of their choosing.
+        if let Ok(link) = std::fs::symlink_metadata(&self.dir)
+            && link.file_type().is_symlink()
+            && link.uid() != me
+            && link.uid() != 0
+        {
+            return Err(refuse(format!(
+                "it is a symlink that belongs to uid {}, not to you (uid {me})",
+                link.uid()
+            )));
         }
         if !self.allow_network_fs {
             let kind = crate::host::shared_fs(&self.dir)
@@ -453,9 +515,15 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(self.io(&self.dir, "read the state directory")(e)),
         };
+        // Record-sized (or new, empty) regular files only: a state
+        // directory pointed at the wrong place lists no one's files.
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| {
+                e.metadata().is_ok_and(|m| {
+                    m.is_file() && (m.len() == 0 || m.len() == crate::record::RECORD_SIZE as u64)
+                })
+            })
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| validate_name(n).is_ok())
             .collect();
@@ -480,6 +548,12 @@ impl Store {
             Err(e) => return Err(self.io(&path, "open")(e)),
         };
         let _held = record.lock_raw().map_err(|e| record_error(&path, e))?;
+        if !record.looks_like_record().map_err(self.io(&path, "read"))? {
+            return Err(StoreError::Foreign {
+                path,
+                why: "without cbreak's magic".into(),
+            });
+        }
         if record.still_at_path() {
             // A run holding it open sees its link count drop to 0 when it
             // locks it next, and opens the path again.
@@ -501,6 +575,7 @@ fn record_error(path: &Path, e: RecordError) -> StoreError {
         RecordError::NewerVersion(version) => StoreError::Newer { path, version },
         RecordError::Untrusted(why) => StoreError::Untrusted { path, why },
         RecordError::Busy(waited) => StoreError::Busy { path, waited },
+        RecordError::Foreign(why) => StoreError::Foreign { path, why },
         RecordError::Io(err) => StoreError::Io {
             path,
             what: "use",
