@@ -279,19 +279,19 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
     let policy = rc.policy;
     let fresh = || BreakerState::new(now_ms(), std::process::id(), policy);
     let decided = store.and_then(|store| {
-        store
-            .update(&mut slot, &name, fresh, |s| {
-                let (admission, t) = s.admit(&policy, &mut host);
-                (admission, t, *s)
-            })
-            .map(|d| (store, d))
-            .map_err(|e| e.to_string())
+        let admitted = store.update(&mut slot, &name, fresh, |s| {
+            let (admission, t) = s.admit(&policy, &mut host);
+            (admission, t, *s)
+        });
+        // What the store did on the way (a corrupt record kept aside) is
+        // told even when it then failed (a full disk).
+        tell(&store);
+        admitted.map(|d| (store, d)).map_err(|e| e.to_string())
     });
     let (store, (admission, transition, state)) = match decided {
         Ok(d) => d,
         Err(msg) => return state_error(&rc, &name, &msg),
     };
-    tell(&store);
     let hooks_ran = announce(&rc.hooks, rc.quiet, &name, transition, &state);
     let ticket = match admission {
         Admission::Run(ticket) => ticket,
