@@ -271,15 +271,18 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
     let policy = rc.policy;
     let decided = store.and_then(|store| {
         let mut breaker = store.open(&name);
-        store
-            .update(
-                &mut breaker,
-                || fresh_state(&store, policy),
-                |s| {
-                    let (admission, t) = s.admit(&policy, &mut host);
-                    (admission, t, *s)
-                },
-            )
+        let admitted = store.update(
+            &mut breaker,
+            || fresh_state(&store, policy),
+            |s| {
+                let (admission, t) = s.admit(&policy, &mut host);
+                (admission, t, *s)
+            },
+        );
+        // What the store did on the way (a corrupt record kept aside) is
+        // told even when it then failed (a full disk).
+        tell(&store);
+        admitted
             .map(|d| (store, breaker, d))
             .map_err(|e| e.to_string())
     });
@@ -287,7 +290,6 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
         Ok(d) => d,
         Err(msg) => return state_error(&rc, &name, &msg),
     };
-    tell(&store);
     let hooks_ran = announce(&rc.hooks, rc.quiet, &name, transition, &state);
     let ticket = match admission {
         Admission::Run(ticket) => ticket,
@@ -533,6 +535,7 @@ fn json_line(v: &impl serde::Serialize) -> String {
 /// Every readable breaker; a record that cannot be read is reported and
 /// left out (and makes the second value false).
 fn read_all(store: &impl Store) -> Result<(Vec<(String, BreakerState)>, bool), Failed> {
+    store.readable().map_err(failed)?;
     let names = store.names().map_err(failed)?;
     let mut ok = true;
     let mut breakers = Vec::with_capacity(names.len());
@@ -616,6 +619,7 @@ fn record(
 }
 
 fn list(store: &impl Store) -> Result<Exit, Failed> {
+    store.readable().map_err(failed)?;
     let names = store.names().map_err(failed)?;
     let mut text = names.join("\n");
     if !text.is_empty() {

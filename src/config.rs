@@ -161,7 +161,17 @@ impl Config {
                 on_state_error: run.on_state_error.into(),
                 quiet: run.quiet,
                 quiet_skips: run.quiet_skips,
-                fallback: run.fallback,
+                fallback: match run.fallback {
+                    // `sh -c ''` succeeds: an emptied CBREAK_FALLBACK would
+                    // turn every skip into a success.
+                    Some(f) if f.trim().is_empty() => {
+                        return Err(
+                            "--fallback (or CBREAK_FALLBACK) is empty: give a shell command, or unset it"
+                                .into(),
+                        );
+                    }
+                    other => other,
+                },
                 hooks: hooks(run.hooks)?,
                 timeout_signal: run.policy.signal,
                 foreground: run.policy.foreground,

@@ -179,17 +179,21 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     // Replace only a regular file: renaming over a symlink, a FIFO, a
     // device (as root, /dev/null) or a directory would break whatever it
     // stands for.
-    match std::fs::symlink_metadata(path) {
+    // The replacement keeps the mode of the file it replaces, and a new
+    // one is readable by all (0644), whatever the umask: the collector
+    // reading it usually runs as another user.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_file() => {
             let what = describe_file_type(&meta.file_type());
             return Err(std::io::Error::other(format!(
                 "it is {what}; --output writes only a regular file or a new path (use '-' for stdout)"
             )));
         }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o644,
         Err(e) => return Err(e),
-    }
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -206,6 +210,7 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
             .write(true)
             .create_new(true)
             .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

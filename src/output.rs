@@ -25,12 +25,35 @@ pub fn print(text: &str) -> std::io::Result<()> {
 /// Prints `cbreak: MSG` on stderr: an error, or news the user should see
 /// (a skipped run, a breaker that opened).
 pub fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "cbreak: {msg}");
+    let _ = writeln!(std::io::stderr().lock(), "cbreak: {}", one_line(msg));
 }
 
 /// Prints `cbreak: warning: MSG` on stderr.
 pub fn warn(msg: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "cbreak: warning: {msg}");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "cbreak: warning: {}",
+        one_line(msg)
+    );
+}
+
+/// A message as one line with no control characters: names, commands and
+/// paths come from users (or attackers), and a newline or a terminal escape
+/// in one must not forge a second message or drive the terminal.
+fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
+    if !msg.chars().any(char::is_control) {
+        return msg.into();
+    }
+    msg.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// A short span: `850ms`, `24s`, `3m12s`, `2h5m`, `3d4h`.

@@ -1,8 +1,10 @@
 //! Chaos: 16 workers hammer a few breakers with random runs, trips, resets,
 //! status reads and recorded outcomes while a killer SIGKILLs random cbreak
 //! processes — probes and processes in the middle of a record update
-//! included. Afterwards every record must be whole and consistent, no probe
-//! slot may stay stuck, and nothing may be left lying around.
+//! included — and a truncator keeps cutting one record to nothing behind
+//! the lock's back, as `cp` over it would. Afterwards every record must be
+//! whole and consistent, no probe slot may stay stuck, nothing may be left
+//! lying around, and no cbreak may have died of anything but our SIGKILL.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -12,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::util::Env;
 
-const NAMES: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
+const NAMES: [&str; 5] = ["alpha", "beta", "gamma", "delta", "epsilon"];
+/// The breaker whose record the truncator keeps cutting.
+const TRUNCATED: &str = "epsilon";
 const WORKERS: u64 = 16;
 const DURATION: Duration = Duration::from_secs(20);
 
@@ -33,7 +37,7 @@ impl Rng {
 }
 
 fn operation(rng: &mut Rng) -> Vec<String> {
-    let name = NAMES[rng.below(4) as usize].to_string();
+    let name = NAMES[rng.below(NAMES.len() as u64) as usize].to_string();
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     match rng.below(20) {
         0 => s(&["trip", "--create", &name, "--for", "300ms"]),
@@ -131,6 +135,17 @@ fn sigkill_storm_leaves_every_record_whole() {
                 }
             });
         }
+        let (env_ref, stop_ref) = (&env, &stop);
+        scope.spawn(move || {
+            let path = env_ref.state().join(TRUNCATED);
+            while !stop_ref.load(Ordering::Relaxed) {
+                if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                    let _ = f.set_len(0);
+                    let _ = f.set_len(8192);
+                }
+                std::thread::sleep(Duration::from_millis(3));
+            }
+        });
         let (live, stop, kills) = (&live, &stop, &kills);
         scope.spawn(move || {
             let mut rng = Rng(seed.rotate_left(17) | 1);
@@ -161,14 +176,15 @@ fn sigkill_storm_leaves_every_record_whole() {
     );
 
     // Nothing but records in the directory: no temporary files, and no
-    // corrupt-aside files (no record was ever really corrupt).
+    // corrupt-aside files (no record was ever really corrupt) but of the
+    // one that was cut behind the lock's back.
     let entries: Vec<String> = std::fs::read_dir(env.state())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     for e in &entries {
         assert!(
-            NAMES.contains(&e.as_str()),
+            NAMES.contains(&e.as_str()) || e.starts_with(&format!("{TRUNCATED}~corrupt-")),
             "unexpected file {e} in {entries:?}"
         );
     }

@@ -108,6 +108,9 @@ pub enum RecordError {
     Corrupt(String),
     /// Written by a newer cbreak: leave it alone.
     NewerVersion(u64),
+    /// Not a cbreak record at all (a file of the same name in a state
+    /// directory that is not one): never moved, changed or deleted.
+    Foreign(String),
     /// Owned or writable by someone who should not control it; the text
     /// says what is wrong. Never read, never changed.
     Untrusted(String),
@@ -301,6 +304,12 @@ impl Record {
         Ok(Guard { record: self })
     }
 
+    /// Whether this file is, or is becoming, a cbreak record (see
+    /// [`looks_like_record`]).
+    pub fn looks_like_record(&self) -> io::Result<bool> {
+        looks_like_record(&self.file)
+    }
+
     /// Whether the path still names the file this record has open.
     pub fn still_at_path(&self) -> bool {
         match (self.file.metadata(), std::fs::symlink_metadata(&self.path)) {
@@ -432,6 +441,12 @@ fn forget_gone_owner(file: &File, state: &mut BreakerState) {
 }
 
 impl<'a> Guard<'a> {
+    /// Whether the locked file is, or is becoming, a cbreak record (see
+    /// [`looks_like_record`]).
+    pub fn looks_like_record(&self) -> io::Result<bool> {
+        self.record.looks_like_record()
+    }
+
     /// Whether the path still names the locked file.
     pub fn still_at_path(&self) -> bool {
         self.record.still_at_path()
@@ -472,9 +487,11 @@ impl<'a> Guard<'a> {
             return self.create(fresh);
         }
         if len != RECORD_SIZE as u64 {
-            return Err(RecordError::Corrupt(format!(
-                "size is {len} bytes, a record is {RECORD_SIZE}"
-            )));
+            let mut magic = [0u64];
+            if len >= 8 {
+                rec.pread_words(0, &mut magic)?;
+            }
+            return Err(damaged(len, magic[0]));
         }
         self.map()?;
         let mut header = [0u64; HEADER_WORDS];
@@ -576,7 +593,13 @@ impl<'a> Checked<'a> {
         body[B_SEQUENCE] = sequence;
         seal(&mut body);
         rec.write_words(body_start(next), &body)?;
-        rec.write_words(W_ACTIVE, &[next, sequence])?;
+        // The whole header, not just the switch: a record cut short behind
+        // the lock's back and written again this way still says what it
+        // is, and is moved aside as damaged rather than refused as foreign.
+        rec.write_words(
+            W_MAGIC,
+            &[MAGIC, VERSION, RECORD_SIZE as u64, next, sequence],
+        )?;
         Ok(())
     }
 
@@ -651,12 +674,40 @@ fn check_meta(meta: &std::fs::Metadata) -> Result<u64, RecordError> {
     Ok(meta.len())
 }
 
+/// What is wrong with a file of `len` bytes (not a record's size) that
+/// starts with `magic`: a damaged record if it carries the magic, else not
+/// a record at all.
+fn damaged(len: u64, magic: u64) -> RecordError {
+    if magic == MAGIC {
+        RecordError::Corrupt(format!("size is {len} bytes, a record is {RECORD_SIZE}"))
+    } else {
+        RecordError::Foreign(format!("{len} bytes, without cbreak's magic"))
+    }
+}
+
+/// Whether the file at `path` is, or is becoming, a cbreak record: empty,
+/// or starting with the magic, or record-sized with the magic not yet
+/// written. Anything else is someone else's file.
+pub fn looks_like_record(file: &File) -> io::Result<bool> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut magic = [0u8; 8];
+    if len < 8 {
+        return Ok(false);
+    }
+    file.read_exact_at(&mut magic, 0)?;
+    let magic = u64::from_le_bytes(magic);
+    Ok(magic == MAGIC || magic == 0 && len == RECORD_SIZE as u64)
+}
+
 /// The header of a full-size record whose magic is set.
 fn check_header(magic: u64, version: u64, size: u64) -> Result<(), RecordError> {
     if magic != MAGIC {
-        return Err(RecordError::Corrupt(
-            "not a cbreak record (bad magic)".into(),
-        ));
+        return Err(RecordError::Foreign(format!(
+            "{RECORD_SIZE} bytes, without cbreak's magic"
+        )));
     }
     if version > VERSION {
         return Err(RecordError::NewerVersion(version));
@@ -686,9 +737,11 @@ pub fn read(path: &Path, access: Access) -> Result<BreakerState, RecordError> {
         return Err(RecordError::Uninitialized);
     }
     if len != RECORD_SIZE as u64 {
-        return Err(RecordError::Corrupt(format!(
-            "size is {len} bytes, a record is {RECORD_SIZE}"
-        )));
+        let mut magic = [0u8; 8];
+        if len >= 8 {
+            file.read_exact_at(&mut magic, 0)?;
+        }
+        return Err(damaged(len, u64::from_le_bytes(magic)));
     }
     let mut bytes = vec![0u8; RECORD_SIZE];
     file.read_exact_at(&mut bytes, 0)?;
@@ -769,7 +822,11 @@ mod tests {
                             prop_assert!(s == busy_state() || fresh, "{:?}", patch);
                         }
                     }
-                    Err(RecordError::Corrupt(_) | RecordError::NewerVersion(_)) => {}
+                    Err(
+                        RecordError::Corrupt(_)
+                        | RecordError::NewerVersion(_)
+                        | RecordError::Foreign(_),
+                    ) => {}
                     Err(e) => prop_assert!(false, "{name}: {e:?}"),
                 }
             }
@@ -817,16 +874,39 @@ mod tests {
     }
 
     #[test]
-    fn short_and_foreign_files_are_corrupt() {
+    fn foreign_files_are_left_alone_and_damaged_records_are_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("b");
-        std::fs::write(&path, b"hello").unwrap();
-        let mut rec = Record::open_rw(&path, mine()).unwrap();
-        assert!(matches!(
-            rec.lock(BreakerState::default),
-            Err(RecordError::Corrupt(_))
-        ));
-        std::fs::write(&path, vec![7u8; RECORD_SIZE]).unwrap();
+        for foreign in [
+            b"hello".to_vec(),
+            vec![7u8; RECORD_SIZE],
+            vec![7u8; 100_000],
+        ] {
+            std::fs::write(&path, &foreign).unwrap();
+            let mut rec = Record::open_rw(&path, mine()).unwrap();
+            assert!(matches!(
+                rec.lock(BreakerState::default),
+                Err(RecordError::Foreign(_))
+            ));
+            assert!(matches!(read(&path, mine()), Err(RecordError::Foreign(_))));
+            assert!(!looks_like_record(&File::open(&path).unwrap()).unwrap());
+            assert_eq!(std::fs::read(&path).unwrap(), foreign, "untouched");
+        }
+        // A record cut short keeps its magic: damaged, not foreign.
+        std::fs::remove_file(&path).unwrap();
+        Record::open_rw(&path, mine())
+            .unwrap()
+            .lock(busy_state)
+            .unwrap()
+            .store(&busy_state())
+            .unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(5000)
+            .unwrap();
+        assert!(looks_like_record(&File::open(&path).unwrap()).unwrap());
         let mut rec = Record::open_rw(&path, mine()).unwrap();
         assert!(matches!(
             rec.lock(BreakerState::default),

@@ -80,6 +80,7 @@ impl StateDir {
         }
         let meta = match std::fs::metadata(&self.dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.may_create()?;
                 self.create_dir()?;
                 std::fs::metadata(&self.dir)
             }
@@ -87,6 +88,33 @@ impl StateDir {
         }
         .map_err(self.io(&self.dir, "use the state directory"))?;
         self.judge(&meta)
+    }
+
+    /// A missing state directory is made only inside a directory of this
+    /// user's (or root's): root run with another user's HOME (`sudo -E`)
+    /// must not leave root-owned directories in that user's home.
+    fn may_create(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let me = crate::host::euid();
+        let mut ancestor = self.dir.as_path();
+        while let Some(parent) = ancestor.parent() {
+            ancestor = parent;
+            let Ok(meta) = std::fs::metadata(ancestor) else {
+                continue;
+            };
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(StoreError::Refused {
+                    dir: self.dir.clone(),
+                    why: format!(
+                        "it does not exist, and cbreak (uid {me}) will not create it inside {}, which belongs to uid {}; give --state-dir (e.g. a directory of your own)",
+                        ancestor.display(),
+                        meta.uid()
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        Ok(())
     }
 
     /// Like [`StateDir::prepare`] for a reader: `None` when the directory does
@@ -128,21 +156,40 @@ impl StateDir {
             )));
         }
         let me = crate::host::euid();
-        let group_dir = mode & 0o2000 != 0 && mode & 0o020 != 0;
-        let shared = group_dir && (me == 0 || crate::host::in_group(meta.gid()));
+        let group_writable = mode & 0o020 != 0;
+        let group_dir = mode & 0o2000 != 0 && group_writable;
+        // Root too must really be a member: a directory another user made
+        // setgid and group-writable is theirs to control.
+        let shared = group_dir && crate::host::in_group(meta.gid());
+        if group_dir && !shared {
+            return Err(refuse(format!(
+                "it is shared by group gid {}, and you (uid {me}) are not a member",
+                meta.gid()
+            )));
+        }
+        if group_writable && !shared {
+            return Err(refuse(format!(
+                "it is writable by its group (gid {}) but is not a shared group directory; 'chmod g-w' it, or make it one with 'chmod 2770'",
+                meta.gid()
+            )));
+        }
         if meta.uid() != me && meta.uid() != 0 && !shared {
-            let why = if group_dir {
-                format!(
-                    "it is shared by group gid {}, and you (uid {me}) are not a member",
-                    meta.gid()
-                )
-            } else {
-                format!(
-                    "it belongs to uid {}, not to you (uid {me}); a directory shared by a group must be setgid and group-writable (chmod 2770)",
-                    meta.uid()
-                )
-            };
-            return Err(refuse(why));
+            return Err(refuse(format!(
+                "it belongs to uid {}, not to you (uid {me}); a directory shared by a group must be setgid and group-writable (chmod 2770)",
+                meta.uid()
+            )));
+        }
+        // The path itself may be a symlink another user planted (in /tmp,
+        // say) to point cbreak at a directory of their choosing.
+        if let Ok(link) = std::fs::symlink_metadata(&self.dir)
+            && link.file_type().is_symlink()
+            && link.uid() != me
+            && link.uid() != 0
+        {
+            return Err(refuse(format!(
+                "it is a symlink that belongs to uid {}, not to you (uid {me})",
+                link.uid()
+            )));
         }
         if !self.allow_network_fs {
             let kind = crate::host::shared_fs(&self.dir)
@@ -304,9 +351,15 @@ impl Store for StateDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(self.io(&self.dir, "read the state directory")(e)),
         };
+        // Record-sized (or new, empty) regular files only: a state
+        // directory pointed at the wrong place lists no one's files.
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| {
+                e.metadata().is_ok_and(|m| {
+                    m.is_file() && (m.len() == 0 || m.len() == crate::record::RECORD_SIZE as u64)
+                })
+            })
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|n| validate_name(n).is_ok())
             .collect();
@@ -331,6 +384,12 @@ impl Store for StateDir {
             Err(e) => return Err(self.io(&path, "open")(e)),
         };
         let held = record.lock_raw().map_err(|e| record_error(&path, e))?;
+        if !held.looks_like_record().map_err(self.io(&path, "read"))? {
+            return Err(StoreError::Foreign {
+                path,
+                why: "without cbreak's magic".into(),
+            });
+        }
         if held.still_at_path() {
             // A run holding it open sees its link count drop to 0 when it
             // locks it next, and opens the path again.
@@ -341,6 +400,10 @@ impl Store for StateDir {
 
     fn exists(&self, name: &str) -> bool {
         std::fs::symlink_metadata(self.path(name)).is_ok()
+    }
+
+    fn readable(&self) -> Result<(), StoreError> {
+        self.access_for_reading().map(|_| ())
     }
 
     fn take_events(&self) -> Vec<Event> {
@@ -364,6 +427,7 @@ fn record_error(path: &Path, e: RecordError) -> StoreError {
         RecordError::NewerVersion(version) => StoreError::Newer { path, version },
         RecordError::Untrusted(why) => StoreError::Untrusted { path, why },
         RecordError::Busy(waited) => StoreError::Busy { path, waited },
+        RecordError::Foreign(why) => StoreError::Foreign { path, why },
         RecordError::Io(err) => StoreError::Io {
             path,
             what: "use",

@@ -99,6 +99,11 @@ pub trait Store {
     /// Whether something is stored under `name`, usable or not.
     fn exists(&self, name: &str) -> bool;
 
+    /// Whether the store may be read at all, judged once: for the readers
+    /// of every breaker (`status`, `metrics`, `list`), so that a refused
+    /// store is one line, not one per breaker.
+    fn readable(&self) -> Result<(), StoreError>;
+
     /// The breakers' names, sorted.
     fn names(&self) -> Result<Vec<String>, StoreError>;
 
@@ -181,6 +186,9 @@ pub enum StoreError {
     Untrusted { path: PathBuf, why: String },
     /// Another process held the record's lock for longer than the wait.
     Busy { path: PathBuf, waited: Duration },
+    /// A file of the breaker's name that is not a cbreak record: never
+    /// moved, changed or deleted.
+    Foreign { path: PathBuf, why: String },
     /// The record was written by a newer cbreak.
     Newer { path: PathBuf, version: u64 },
     Io {
@@ -218,6 +226,11 @@ impl fmt::Display for StoreError {
                 crate::output::span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
                 path.display()
             ),
+            StoreError::Foreign { path, why } => write!(
+                f,
+                "{} is not a cbreak record ({why}); cbreak leaves it alone: move it away, or use another state directory (--state-dir)",
+                path.display()
+            ),
             StoreError::Newer { path, version } => write!(
                 f,
                 "record {} has format version {version}, newer than this cbreak understands; upgrade cbreak",
@@ -238,12 +251,12 @@ impl fmt::Display for StoreError {
 }
 
 impl StoreError {
-    /// Whether this is a finding about the breaker (missing or damaged:
-    /// exit 1) rather than cbreak failing to do its work (exit 125).
+    /// Whether this is a finding about the breaker (missing, damaged, or
+    /// not a record: exit 1) rather than cbreak failing to do its work (exit 125).
     pub fn is_finding(&self) -> bool {
         matches!(
             self,
-            StoreError::NotFound { .. } | StoreError::Corrupt { .. }
+            StoreError::NotFound { .. } | StoreError::Corrupt { .. } | StoreError::Foreign { .. }
         )
     }
 }
