@@ -104,7 +104,7 @@ pub fn execute(config: Config) -> Exit {
             quiet,
             policy,
             hooks,
-        } => record(&store, &name, outcome, quiet, &policy, &hooks),
+        } => record_outcome(&store, &name, outcome, quiet, &policy, &hooks),
         Action::List => list(&store),
         Action::Forget { name } => store.forget(&name).map(|()| Exit::Success).map_err(failed),
         Action::Metrics { output } => metrics(&store, output),
@@ -592,7 +592,8 @@ fn check(
     }
 }
 
-fn record(
+/// `cbreak record`.
+fn record_outcome(
     store: &impl Store,
     name: &str,
     outcome: crate::breaker::Outcome,

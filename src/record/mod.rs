@@ -85,8 +85,9 @@ const W_VERSION: usize = 1;
 const W_SIZE: usize = 2;
 const W_ACTIVE: usize = 3;
 const W_SEQUENCE: usize = 4;
-// `Guard::store` reads and writes the two as one pair.
-const _: () = assert!(W_SEQUENCE == W_ACTIVE + 1);
+// `Checked::store` writes the header words in this order as one array.
+const _: () =
+    assert!(W_MAGIC == 0 && W_VERSION == 1 && W_SIZE == 2 && W_ACTIVE == 3 && W_SEQUENCE == 4);
 
 /// The byte whose open-file-description lock the probe holder keeps: one
 /// past the end of the record, so that it never covers data (a lock may
@@ -585,10 +586,10 @@ impl<'a> Checked<'a> {
     /// [`Checked::load`] falls back to the other copy.
     pub fn store(&self, state: &BreakerState) -> Result<(), RecordError> {
         let rec = self.0.record;
-        let mut header = [0u64; 2];
-        rec.read_words(W_ACTIVE, &mut header)?;
-        let next = (header[0] ^ 1) & 1;
-        let sequence = header[1].wrapping_add(1);
+        let mut header = [0u64; W_SEQUENCE + 1];
+        rec.read_words(W_MAGIC, &mut header)?;
+        let next = (header[W_ACTIVE] ^ 1) & 1;
+        let sequence = header[W_SEQUENCE].wrapping_add(1);
         let mut body = encode(state);
         body[B_SEQUENCE] = sequence;
         seal(&mut body);

@@ -273,12 +273,12 @@ impl Store for StateDir {
         mut f: impl FnMut(&mut BreakerState) -> T,
     ) -> Result<T, StoreError> {
         let path = self.path(&breaker.name);
-        let slot = &mut breaker.record;
+        let open = &mut breaker.record;
         for _ in 0..ATTEMPTS {
-            if slot.is_none() {
-                *slot = Some(self.open_rw(&path)?);
+            if open.is_none() {
+                *open = Some(self.open_rw(&path)?);
             }
-            let Some(record) = slot.as_mut() else {
+            let Some(record) = open.as_mut() else {
                 continue;
             };
             let guard = record.lock_raw().map_err(|e| record_error(&path, e))?;
@@ -309,7 +309,7 @@ impl Store for StateDir {
                 e => return Err(record_error(&path, e)),
             }
             drop(guard);
-            *slot = None;
+            *open = None;
         }
         Err(StoreError::Io {
             path,
