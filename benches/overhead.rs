@@ -7,7 +7,7 @@
 //! after a warm-up, swapping which goes first each round (A B, B A, A B,
 //! ...), so that a noisy neighbour and any first-or-second bias hurt both
 //! sides alike, and reports the median and p90 wall time of each side and
-//! the median of the pairwise ratios A/B.
+//! the median of the pairwise ratios A/B with their interquartile range.
 //!
 //! Every measured command runs in a small fixed environment, the one a
 //! user's shell or cron gives it: `PATH`, `HOME` and `CBREAK_STATE_DIR`, and
@@ -185,6 +185,8 @@ struct Comparison {
     b_median_ms: f64,
     b_p90_ms: f64,
     ratio: f64,
+    ratio_p25: f64,
+    ratio_p75: f64,
     a_rss_kib: i64,
     b_rss_kib: i64,
 }
@@ -227,12 +229,21 @@ fn compare(
         b_median_ms: percentile(&sb.times, 0.5),
         b_p90_ms: percentile(&sb.times, 0.9),
         ratio: percentile(&ratios, 0.5),
+        ratio_p25: percentile(&ratios, 0.25),
+        ratio_p75: percentile(&ratios, 0.75),
         a_rss_kib: median_rss(&mut sa.rss),
         b_rss_kib: median_rss(&mut sb.rss),
     };
     println!(
-        "{:<34} {:>7.3} ms (p90 {:>6.3})  vs {:>7.3} ms (p90 {:>6.3})  ratio {:>5.3}",
-        c.name, c.a_median_ms, c.a_p90_ms, c.b_median_ms, c.b_p90_ms, c.ratio
+        "{:<34} {:>7.3} ms (p90 {:>6.3})  vs {:>7.3} ms (p90 {:>6.3})  ratio {:>5.3} (p25-p75 {:.3}-{:.3})",
+        c.name,
+        c.a_median_ms,
+        c.a_p90_ms,
+        c.b_median_ms,
+        c.b_p90_ms,
+        c.ratio,
+        c.ratio_p25,
+        c.ratio_p75
     );
     c
 }
@@ -481,7 +492,7 @@ fn main() {
                 "name": c.name, "a": c.a, "b": c.b,
                 "a_median_ms": c.a_median_ms, "a_p90_ms": c.a_p90_ms,
                 "b_median_ms": c.b_median_ms, "b_p90_ms": c.b_p90_ms,
-                "median_ratio": c.ratio, "a_peak_rss_kib": c.a_rss_kib, "b_peak_rss_kib": c.b_rss_kib,
+                "median_ratio": c.ratio, "ratio_p25": c.ratio_p25, "ratio_p75": c.ratio_p75, "a_peak_rss_kib": c.a_rss_kib, "b_peak_rss_kib": c.b_rss_kib,
             })).collect::<Vec<_>>(),
             "scale": {"breakers": many, "median_ratio": scale_ratio},
             "listing": listing.iter().map(|(what, n, ms)| serde_json::json!({"command": what, "breakers": n, "median_ms": ms})).collect::<Vec<_>>(),
