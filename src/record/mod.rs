@@ -202,7 +202,7 @@ pub struct Record {
 /// would unlock both. It reaches the state only through [`Guard::check`],
 /// whose success is a [`Checked`]. Neither of these compiles:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0499
 /// # fn two_guards(record: &mut cbreak::record::Record) {
 /// let first = record.lock_raw().unwrap();
 /// let second = record.lock_raw().unwrap(); // a second guard on one record
@@ -210,7 +210,7 @@ pub struct Record {
 /// # }
 /// ```
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// # fn unchecked(record: &mut cbreak::record::Record) {
 /// let guard = record.lock_raw().unwrap();
 /// let state = guard.load(); // the state before the check
