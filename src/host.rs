@@ -230,7 +230,7 @@ fn start_time(pid: u32) -> Option<u64> {
 /// machines sharing one breaker on a server (`fleet`) from one machine.
 fn identity() -> u64 {
     if let Some(id) = std::env::var_os("CBREAK_TEST_HOST_ID").filter(|v| !v.is_empty()) {
-        return crate::store::fnv1a(id.as_encoded_bytes()).max(1);
+        return crate::util::fnv1a(id.as_encoded_bytes()).max(1);
     }
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id");
     let ns = std::fs::read_link("/proc/self/ns/pid");
@@ -239,7 +239,7 @@ fn identity() -> u64 {
             let mut bytes = boot.trim().as_bytes().to_vec();
             bytes.push(0);
             bytes.extend_from_slice(ns.as_os_str().as_encoded_bytes());
-            crate::store::fnv1a(&bytes).max(1)
+            crate::util::fnv1a(&bytes).max(1)
         }
         _ => 0,
     }

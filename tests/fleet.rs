@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use cbreak::breaker::{Admission, BreakerState, Call, Host, Millis, Outcome, Owner, Policy, State};
-use cbreak::fleet::server::Problem;
-use cbreak::fleet::{Event, Fleet, FleetConfig, FleetError, StoreUrl, encode_value};
+use cbreak::store::Event;
+use cbreak::store::fleet::server::Problem;
+use cbreak::store::fleet::{Fleet, FleetConfig, FleetError, StoreUrl, encode_value};
 
 use crate::redis_server::{Redis, free_port, make_ca, need};
 use std::path::Path;
@@ -237,7 +238,9 @@ fn a_foreign_or_damaged_value_is_kept_aside_and_a_newer_one_left_alone() {
         assert!(call(&f, name, p, Outcome::Success));
         let events = f.take_events();
         assert_eq!(events.len(), 1, "{events:?}");
-        let Event::KeptAside { key, aside, why } = &events[0];
+        let Event::KeptAside { key, aside, why } = &events[0] else {
+            panic!("{events:?}")
+        };
         assert_eq!(key, &format!("cbreak:{{{name}}}"));
         assert!(
             aside.starts_with(&format!("cbreak:{{{name}}}~corrupt-")),

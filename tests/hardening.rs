@@ -30,6 +30,19 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Damages both copies of the state in the record at `path` (a record
+/// with no whole copy: corrupt, not foreign), returning its bytes.
+fn damage(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    for range in [100..300, 4200..4400] {
+        for b in &mut bytes[range] {
+            *b ^= 0x5a;
+        }
+    }
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
 fn sh(script: &str) -> std::process::Output {
     Command::new("sh").args(["-c", script]).output().unwrap()
 }
@@ -233,8 +246,17 @@ fn probe_in_another_pid_namespace_is_not_probed_twice() {
     let mut probe = probe;
     probe.kill().unwrap();
     probe.wait().unwrap();
-    // Killed in its namespace: the kernel dropped its probe lock, so the
-    // very next caller, here, probes and closes it.
+    // Killed in its namespace (the kernel delivers the parent-death
+    // SIGKILL a moment after `unshare` is reaped): the kernel drops its
+    // probe lock, `status` shows it gone, and the very next caller, here,
+    // probes and closes it.
+    assert!(
+        eventually(
+            Duration::from_secs(10),
+            || env.status("ns")["probe_in_flight"] == false
+        ),
+        "the killed probe still shows"
+    );
     env.run(&["run", "-n", "ns", "--", "true"])
         .success()
         .stderr_has("closed: probe succeeded");
@@ -393,7 +415,8 @@ fn group_directory_is_shared_only_with_its_members_and_any_member_moves_a_corrup
     assert_eq!((meta.gid(), meta.mode() & 0o777), (4242, 0o660));
     // Another member's corrupt record is moved aside by this one.
     let record = shared.join("c");
-    std::fs::write(&record, vec![7u8; 8192]).unwrap();
+    as_nobody(&env, &shared, "4242", &["run", "-n", "c", "--", "true"]).success();
+    damage(&record);
     std::os::unix::fs::chown(&record, Some(65533), Some(4242)).unwrap();
     std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o660)).unwrap();
     as_nobody(&env, &shared, "4242", &["run", "-n", "c", "--", "true"])
@@ -511,7 +534,7 @@ impl FileTypeLike for std::fs::FileType {
 fn check_fails_open_like_run() {
     let env = Env::new();
     env.run(&["run", "-n", "c", "--", "true"]).success();
-    std::fs::write(env.state().join("c"), vec![7u8; 8192]).unwrap();
+    let damaged = damage(&env.state().join("c"));
     env.run(&["check", "c"])
         .success()
         .stderr_has("corrupt")
@@ -522,10 +545,7 @@ fn check_fails_open_like_run() {
         .code(125)
         .one_error_line();
     // check never moves anything.
-    assert_eq!(
-        std::fs::read(env.state().join("c")).unwrap(),
-        vec![7u8; 8192]
-    );
+    assert_eq!(std::fs::read(env.state().join("c")).unwrap(), damaged);
     // No HOME and no state directory: fails open as well.
     let out = env
         .command(&["check", "c"])
@@ -584,7 +604,7 @@ fn a_lock_held_elsewhere_delays_a_run_only_for_the_lock_timeout() {
 fn nothing_is_written_to_stderr_while_the_record_is_locked() {
     let env = Env::new();
     env.run(&["run", "-n", "p", "--", "true"]).success();
-    std::fs::write(env.state().join("p"), vec![7u8; 8192]).unwrap();
+    damage(&env.state().join("p"));
     // A stderr pipe that is full and that nobody reads: the run that moves
     // the corrupt record aside blocks on its warning...
     let mut fds = [0; 2];
@@ -731,4 +751,125 @@ fn full_disk_message_names_enospc() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn directories_others_control_are_refused_even_for_root() {
+    let env = Env::new();
+    if !is_root() {
+        cannot("needs root to make directories of other users");
+        return;
+    }
+    std::fs::set_permissions(env.path(""), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Made setgid and group-writable by another user, for a group root is
+    // not in: root must not share it.
+    let theirs = env.path("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o2770)).unwrap();
+    run_in(
+        &env,
+        &theirs,
+        &["run", "-n", "d", "--", "sh", "-c", "exit 4"],
+    )
+    .code(4)
+    .stderr_has("not a member")
+    .stderr_has("running the command anyway");
+    assert!(!theirs.join("d").exists());
+    // Group-writable without being a shared (setgid) directory.
+    let loose = env.path("loose");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o775)).unwrap();
+    run_in(&env, &loose, &["trip", "--create", "d"])
+        .code(125)
+        .stderr_has("writable by its group");
+    // A symlink planted by another user, pointing at a directory of ours.
+    let ours = env.path("ours");
+    std::fs::create_dir(&ours).unwrap();
+    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = env.path("planted");
+    std::os::unix::fs::symlink(&ours, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    run_in(&env, &link, &["trip", "--create", "d"])
+        .code(125)
+        .stderr_has("symlink that belongs to uid 65534");
+    assert!(!ours.join("d").exists());
+    // In a refused directory, reading every breaker says so once.
+    let out = run_in(&env, &loose, &["status"]).code(125);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn root_with_another_users_home_does_not_create_state_there() {
+    let env = Env::new();
+    if !is_root() {
+        cannot("needs root");
+        return;
+    }
+    let home = env.path("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    // As `sudo -E` would leave it: root, with the user's HOME.
+    let out = env
+        .command(&["run", "-n", "n", "--", "sh", "-c", "exit 5"])
+        .env_remove("CBREAK_STATE_DIR")
+        .env_remove("XDG_STATE_HOME")
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    Run::from(out)
+        .code(5)
+        .stderr_has("will not create it inside")
+        .stderr_has("belongs to uid 65534")
+        .stderr_has("running the command anyway");
+    assert!(!home.join(".local").exists(), "nothing made in their home");
+}
+
+#[test]
+fn an_empty_fallback_is_refused_not_a_silent_success() {
+    let env = Env::new();
+    env.run(&["run", "-n", "f", "--fallback", "", "--", "true"])
+        .code(125)
+        .stderr_has("--fallback");
+    let out = env
+        .command(&["run", "-n", "f", "--", "true"])
+        .env("CBREAK_FALLBACK", "")
+        .output()
+        .unwrap();
+    Run::from(out).code(125).stderr_has("CBREAK_FALLBACK");
+}
+
+#[test]
+fn names_and_commands_cannot_forge_lines_or_drive_the_terminal() {
+    let env = Env::new();
+    let out = env.run(&["run", "-n", "a\nb", "--", "true"]).code(125);
+    out.one_error_line();
+    let out = env.run(&["status", "x\u{1b}]0;pwned\u{7}"]).code(125);
+    assert!(!out.stderr.contains('\u{1b}'), "{:?}", out.stderr);
+    let out = env.run(&["run", "-n", "c", "--", "no\nsuch"]).code(127);
+    assert_eq!(out.stderr.lines().count(), 1, "{:?}", out.stderr);
+}
+
+#[test]
+fn metrics_output_is_readable_by_the_collector_whatever_the_umask() {
+    let env = Env::new();
+    env.run(&["run", "-n", "m", "--", "true"]).success();
+    let file = env.path("new.prom");
+    let script = format!(
+        "umask 077 && exec {} metrics --output {}",
+        crate::util::bin(),
+        file.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env("CBREAK_STATE_DIR", env.state())
+        .output()
+        .unwrap();
+    Run::from(out).success();
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o644);
+    // A file that exists keeps its mode.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    env.run(&["metrics", "--output", file.to_str().unwrap()])
+        .success();
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o640);
 }

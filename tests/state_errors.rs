@@ -71,33 +71,74 @@ fn corrupt_record_is_moved_aside_and_run_goes_on() {
 }
 
 #[test]
-fn truncated_and_foreign_records_never_crash() {
+fn foreign_files_are_never_touched_and_never_crash() {
     let env = Env::new();
     for (name, bytes) in [
         ("short", b"cbreak".to_vec()),
         ("half", vec![0xff; 4096]),
         ("long", vec![0; 9000]),
+        ("sized", vec![7; 8192]),
         ("text", b"{\"state\": \"closed\"}\n".to_vec()),
     ] {
         std::fs::create_dir_all(env.state()).unwrap();
-        std::fs::write(env.state().join(name), &bytes).unwrap();
+        let path = env.state().join(name);
+        std::fs::write(&path, &bytes).unwrap();
         env.run(&["status", name])
             .code(1)
             .one_error_line()
-            .stderr_has("corrupt");
-        env.run(&["run", "-n", name, "--", "true"])
-            .success()
-            .stderr_has("was corrupt");
-        assert_eq!(env.state_of(name), "closed");
+            .stderr_has("is not a cbreak record");
+        env.run(&["run", "-n", name, "--", "sh", "-c", "exit 3"])
+            .code(3)
+            .stderr_has("is not a cbreak record")
+            .stderr_has("running the command anyway");
+        for verb in ["reset", "forget"] {
+            env.run(&[verb, name])
+                .code(1)
+                .stderr_has("is not a cbreak record");
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} untouched");
     }
-    assert_eq!(corrupt_asides(&env).len(), 4);
+    assert!(corrupt_asides(&env).is_empty());
+    // Nor are they listed as breakers, unless they have a record's size
+    // (`list` does not open every file).
+    assert_eq!(env.run(&["list"]).success().stdout, "sized\n");
+}
+
+#[test]
+fn a_record_cut_short_is_moved_aside_as_damaged() {
+    let env = Env::new();
+    seed(&env, "cut");
+    let path = env.state().join("cut");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(5000)
+        .unwrap();
+    env.run(&["status", "cut"])
+        .code(1)
+        .one_error_line()
+        .stderr_has("corrupt");
+    env.run(&["run", "-n", "cut", "--", "true"])
+        .success()
+        .stderr_has("was corrupt");
+    assert_eq!(env.state_of("cut"), "closed");
+    assert_eq!(corrupt_asides(&env).len(), 1);
 }
 
 #[test]
 fn status_of_all_reports_a_corrupt_record_and_shows_the_rest() {
     let env = Env::new();
     seed(&env, "good");
-    std::fs::write(env.state().join("bad"), b"junk").unwrap();
+    seed(&env, "bad");
+    let path = env.state().join("bad");
+    let mut bytes = std::fs::read(&path).unwrap();
+    for range in [100..300, 4200..4400] {
+        for b in &mut bytes[range] {
+            *b ^= 0x5a;
+        }
+    }
+    std::fs::write(&path, &bytes).unwrap();
     let out = env.run(&["status"]).code(1).stderr_has("bad is corrupt");
     assert!(out.stdout.contains("good"));
 }

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod architecture;
 mod chaos;
 mod colour;
 mod completions;
@@ -10,6 +11,7 @@ mod concurrency;
 mod crash;
 mod disk;
 mod fleet;
+mod fleet_cli;
 mod generated;
 mod hardening;
 mod name;

@@ -1,5 +1,5 @@
-//! Breakers shared by many machines, kept on a Redis or Valkey server
-//! (`--store redis://…`).
+//! The store of breakers shared by many machines: a Redis or Valkey server
+//! (`--store redis://…`), behind the [`Store`] trait.
 //!
 //! Owns the keys on the server and the optimistic read-modify-write that
 //! gives the same exclusion as the state directory's lock without locking
@@ -42,6 +42,7 @@
 //!
 //! What the state means is `breaker`'s; what the bytes mean is `record`'s;
 //! the conversation with the server is [`server`]'s; URLs are [`url`]'s.
+//! `app` reaches all of it through [`Store`] only.
 
 pub mod server;
 pub mod url;
@@ -50,8 +51,9 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use super::{Event, Store, StoreError};
 use crate::breaker::{BreakerState, Millis};
-use crate::record::{self, MAGIC, USED_WORDS, VERSION};
+use crate::record::{self, B_SEQUENCE, MAGIC, USED_WORDS, VERSION};
 use server::{Cas, Problem, Read, Server, Stored};
 pub use url::StoreUrl;
 
@@ -66,10 +68,10 @@ pub const DEFAULT_RETRY_FOR: Duration = Duration::from_secs(5);
 const HEADER_WORDS: usize = 2;
 /// A stored value's length: the header, then the body's used words.
 pub const VALUE_LEN: usize = (HEADER_WORDS + USED_WORDS) * 8;
-/// The body word that holds the store's sequence number (the record's own
-/// `B_SEQUENCE`, covered by the checksum): the version that the
-/// compare-and-set compares.
-const SEQUENCE_WORD: usize = USED_WORDS - 2;
+/// The body word that holds the store's sequence number (the record's own,
+/// covered by the checksum): the version that the compare-and-set
+/// compares.
+const SEQUENCE_WORD: usize = B_SEQUENCE;
 /// Where the sequence number's 8 bytes sit in a stored value.
 const SEQUENCE_AT: usize = (HEADER_WORDS + SEQUENCE_WORD) * 8;
 
@@ -173,29 +175,6 @@ impl FleetError {
     }
 }
 
-/// Something the store did that the user should hear about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A value that was not a usable record was renamed to `aside` and a
-    /// fresh breaker started.
-    KeptAside {
-        key: String,
-        aside: String,
-        why: String,
-    },
-}
-
-impl fmt::Display for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Event::KeptAside { key, aside, why } => write!(
-                f,
-                "key {key} did not hold a usable cbreak record ({why}); kept it as {aside} and started a fresh breaker"
-            ),
-        }
-    }
-}
-
 /// What a handle remembers between updates: the state it last read or
 /// wrote, and that value's sequence number.
 #[derive(Clone, Copy)]
@@ -204,7 +183,8 @@ struct Seen {
     sequence: u64,
 }
 
-/// One breaker, opened for updating.
+/// One breaker, opened for updating: its key, and the state this process
+/// last read or wrote there.
 pub struct Handle {
     name: String,
     key: String,
@@ -310,38 +290,47 @@ impl Fleet {
         &self,
         mut op: impl FnMut(&mut Server) -> Result<T, redis::RedisError>,
     ) -> Result<T, FleetError> {
+        let started = Instant::now();
         let mut slot = self.server.borrow_mut();
-        let reused = slot.is_some();
-        for attempt in 0..2 {
-            if slot.is_none() {
-                match Server::connect(&self.config.url, self.config.timeout) {
-                    Ok(s) => *slot = Some(s),
-                    Err(p) => {
-                        drop(slot);
-                        return Err(self.error(p));
+        let mut reused = slot.is_some();
+        let mut replaced = false;
+        let last = loop {
+            let server = match slot.as_mut() {
+                Some(s) => s,
+                None => match Server::connect(&self.config.url, self.config.timeout) {
+                    Ok(s) => slot.insert(s),
+                    // A signal cut a wait short (reads with a timeout are
+                    // not restarted): try again while the timeout lasts.
+                    Err(e)
+                        if server::interrupted(&e) && started.elapsed() < self.config.timeout =>
+                    {
+                        continue;
                     }
-                }
-            }
-            let Some(server) = slot.as_mut() else {
-                continue; // connected just above
+                    Err(e) => break e,
+                },
             };
             match op(server) {
                 Ok(v) => return Ok(v),
-                Err(e) if attempt == 0 && reused && e.is_io_error() && !e.is_timeout() => {
-                    *slot = None;
-                }
                 Err(e) => {
-                    drop(slot);
-                    return Err(self.error(server::classify(
-                        &e,
-                        &self.config.url,
-                        self.config.timeout,
-                    )));
+                    *slot = None;
+                    let broken = reused && !replaced && e.is_io_error() && !e.is_timeout();
+                    if server::interrupted(&e) && started.elapsed() < self.config.timeout {
+                        continue;
+                    }
+                    if !broken {
+                        break e;
+                    }
+                    replaced = true;
+                    reused = false;
                 }
             }
-        }
+        };
         drop(slot);
-        Err(self.error(Problem::Other("the connection broke twice".into())))
+        Err(self.error(server::classify(
+            &last,
+            &self.config.url,
+            self.config.timeout,
+        )))
     }
 
     fn sync_clock(&self, server_now: Millis) {
@@ -360,7 +349,7 @@ impl Fleet {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
             let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            x = crate::store::fnv1a(
+            x = crate::util::fnv1a(
                 &[
                     nanos.to_le_bytes(),
                     u64::from(std::process::id()).to_le_bytes(),
@@ -563,6 +552,11 @@ impl Fleet {
         self.with(|s| s.exists(&key))
     }
 
+    /// Whether the server answers (and lets this user in).
+    pub fn ping(&self) -> Result<(), FleetError> {
+        self.with(Server::ping)
+    }
+
     /// The names of the breakers under the prefix, sorted, by SCAN.
     pub fn names(&self) -> Result<Vec<String>, FleetError> {
         let pattern = format!("{}{{*}}", glob_escape(&self.config.prefix));
@@ -574,7 +568,7 @@ impl Fleet {
                     .strip_prefix(&self.config.prefix)?
                     .strip_prefix('{')?
                     .strip_suffix('}')?;
-                valid_name(name).then(|| name.to_string())
+                super::validate_name(name).ok().map(|()| name.to_string())
             })
             .collect();
         names.sort();
@@ -596,17 +590,6 @@ impl Fleet {
     }
 }
 
-/// A breaker name as the state directory accepts it: 1 to 64 of
-/// `[A-Za-z0-9._-]`, not starting with a dot.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 /// `text` with SCAN's glob characters escaped.
 fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -617,6 +600,84 @@ fn glob_escape(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+impl Store for Fleet {
+    type Handle = Handle;
+
+    fn now(&self) -> Millis {
+        Fleet::now(self)
+    }
+
+    fn open(&self, name: &str) -> Handle {
+        Fleet::open(self, name)
+    }
+
+    fn update<T>(
+        &self,
+        breaker: &mut Handle,
+        fresh: impl Fn() -> BreakerState,
+        f: impl FnMut(&mut BreakerState) -> T,
+    ) -> Result<T, StoreError> {
+        Fleet::update(self, breaker, fresh, f).map_err(StoreError::from)
+    }
+
+    fn read(&self, name: &str) -> Result<BreakerState, StoreError> {
+        Fleet::read(self, name).map_err(StoreError::from)
+    }
+
+    /// A server that cannot say is taken to have it: the change that asks
+    /// then fails with the server's own error, not "no such breaker".
+    fn exists(&self, name: &str) -> bool {
+        Fleet::exists(self, name).unwrap_or(true)
+    }
+
+    fn readable(&self) -> Result<(), StoreError> {
+        self.ping().map_err(StoreError::from)
+    }
+
+    fn names(&self) -> Result<Vec<String>, StoreError> {
+        Fleet::names(self).map_err(StoreError::from)
+    }
+
+    fn forget(&self, name: &str) -> Result<(), StoreError> {
+        Fleet::forget(self, name).map_err(StoreError::from)
+    }
+
+    fn take_events(&self) -> Vec<Event> {
+        Fleet::take_events(self)
+    }
+
+    fn location(&self) -> String {
+        Fleet::location(self)
+    }
+}
+
+impl From<FleetError> for StoreError {
+    /// A missing, damaged or newer breaker is what it is in the state
+    /// directory too (named by its key and store instead of a path); the
+    /// server failing is the server's own error.
+    fn from(e: FleetError) -> StoreError {
+        match e {
+            FleetError::NotFound { name, store } => StoreError::NotFound {
+                name,
+                dir: store.into(),
+            },
+            FleetError::Corrupt { key, store, why } => StoreError::Corrupt {
+                path: format!("{key} in {store}").into(),
+                why,
+            },
+            FleetError::Newer {
+                key,
+                store,
+                version,
+            } => StoreError::Newer {
+                path: format!("{key} in {store}").into(),
+                version,
+            },
+            e @ (FleetError::Server { .. } | FleetError::Busy { .. }) => StoreError::Server(e),
+        }
+    }
 }
 
 /// Why a stored value cannot be decoded.
@@ -714,6 +775,5 @@ mod tests {
         let fleet = Fleet::new(c);
         assert_eq!(fleet.key("api"), "team[a]*:{api}");
         assert_eq!(glob_escape("team[a]*:"), "team\\[a\\]\\*:");
-        assert!(valid_name("api-1.x") && !valid_name(".x") && !valid_name("a}b"));
     }
 }

@@ -170,23 +170,18 @@ fn connection_info(url: &StoreUrl) -> redis::RedisResult<ConnectionInfo> {
 impl Server {
     /// Connects (and authenticates, and selects the database) within
     /// `timeout`; every command after that has `timeout` too.
-    pub fn connect(url: &StoreUrl, timeout: Duration) -> Result<Server, Problem> {
+    pub fn connect(url: &StoreUrl, timeout: Duration) -> Result<Server, redis::RedisError> {
         if url.is_tls() {
             // rustls picks its one compiled-in provider (ring); installing
             // it explicitly keeps that true if another crate enables a
             // second one.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        let client = connection_info(url)
-            .and_then(redis::Client::open)
-            .map_err(|e| classify(&e, url, timeout))?;
-        let con = client
-            .get_connection_with_timeout(timeout)
-            .map_err(|e| classify(&e, url, timeout))?;
+        let client = connection_info(url).and_then(redis::Client::open)?;
+        let con = client.get_connection_with_timeout(timeout)?;
         let t = Some(timeout);
-        con.set_read_timeout(t)
-            .and_then(|()| con.set_write_timeout(t))
-            .map_err(|e| classify(&e, url, timeout))?;
+        con.set_read_timeout(t)?;
+        con.set_write_timeout(t)?;
         Ok(Server { con })
     }
 
@@ -273,6 +268,10 @@ impl Server {
         }
     }
 
+    pub fn ping(&mut self) -> Result<(), redis::RedisError> {
+        redis::cmd("PING").query::<()>(&mut self.con)
+    }
+
     pub fn exists(&mut self, key: &str) -> Result<bool, redis::RedisError> {
         let n: i64 = redis::cmd("EXISTS").arg(key).query(&mut self.con)?;
         Ok(n > 0)
@@ -320,6 +319,12 @@ fn unexpected(v: &Value) -> redis::RedisError {
     let shown = format!("{v:?}");
     let shown: String = shown.chars().take(80).collect();
     redis::RedisError::from((ErrorKind::UnexpectedReturnType, "unexpected reply", shown))
+}
+
+/// Whether `e` is a system call interrupted by a signal (a read with a
+/// timeout is not restarted): worth one more try on a new connection.
+pub fn interrupted(e: &redis::RedisError) -> bool {
+    e.is_io_error() && e.to_string().contains("Interrupted")
 }
 
 /// Says what went wrong with the server in words; `timeout` is the one in
@@ -418,7 +423,7 @@ fn io_error(e: &redis::RedisError) -> Option<std::io::Error> {
         K::NotFound
     } else if e.is_connection_refusal() {
         K::ConnectionRefused
-    } else if e.is_timeout() || lower.contains("timed out") {
+    } else if e.is_timeout() || lower.contains("timed out") || lower.contains("interrupted") {
         K::TimedOut
     } else if lower.contains("failed to lookup") || lower.contains("name or service not known") {
         K::NotFound

@@ -1,0 +1,437 @@
+//! The state directory: the [`Store`] on this machine, one record file per
+//! breaker, and what happens to a record that cannot be used.
+//!
+//! Owns the directory's creation, judgement and listing, and the protocol
+//! around a record:
+//! open, lock, check, read-modify-write, and moving a corrupt record aside so
+//! that the evidence is kept and a fresh one takes its place. It does not
+//! own the bytes of a record (`record`) nor what the state means (`breaker`),
+//! and it never prints: what the user should hear comes back as [`Event`]s.
+
+use std::cell::{OnceCell, RefCell};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Event, Store, StoreError, validate_name};
+use crate::breaker::{BreakerState, Millis};
+use crate::record::{Access, DEFAULT_LOCK_WAIT, Guard, Record, RecordError};
+
+/// How often a record that keeps moving under us is opened again.
+const ATTEMPTS: usize = 8;
+
+/// A state directory.
+pub struct StateDir {
+    dir: PathBuf,
+    allow_network_fs: bool,
+    lock_wait: Duration,
+    /// The directory's verdict, once judged: it does not change under a
+    /// process in any way cbreak has to follow.
+    access: OnceCell<Access>,
+    events: RefCell<Vec<Event>>,
+}
+
+impl StateDir {
+    pub fn new(dir: PathBuf, allow_network_fs: bool) -> StateDir {
+        StateDir {
+            dir,
+            allow_network_fs,
+            lock_wait: DEFAULT_LOCK_WAIT,
+            access: OnceCell::new(),
+            events: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// How long to wait for another process's lock on a record (default
+    /// [`DEFAULT_LOCK_WAIT`]) before failing with [`StoreError::Busy`].
+    pub fn with_lock_wait(mut self, wait: Duration) -> StateDir {
+        self.lock_wait = wait;
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn io(&self, path: &Path, what: &'static str) -> impl FnOnce(io::Error) -> StoreError {
+        let path = path.to_path_buf();
+        move |err| StoreError::Io { path, what, err }
+    }
+
+    /// Creates the state directory (mode 0700) if it is missing.
+    pub fn create_dir(&self) -> Result<(), StoreError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(self.io(&self.dir, "create the state directory"))
+    }
+
+    /// Checks the directory before anything is written there, creating it
+    /// if it is missing, and says who may own its records.
+    pub fn prepare(&self) -> Result<Access, StoreError> {
+        if let Some(access) = self.access.get() {
+            return Ok(*access);
+        }
+        let meta = match std::fs::metadata(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.may_create()?;
+                self.create_dir()?;
+                std::fs::metadata(&self.dir)
+            }
+            other => other,
+        }
+        .map_err(self.io(&self.dir, "use the state directory"))?;
+        self.judge(&meta)
+    }
+
+    /// A missing state directory is made only inside a directory of this
+    /// user's (or root's): root run with another user's HOME (`sudo -E`)
+    /// must not leave root-owned directories in that user's home.
+    fn may_create(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let me = crate::host::euid();
+        let mut ancestor = self.dir.as_path();
+        while let Some(parent) = ancestor.parent() {
+            ancestor = parent;
+            let Ok(meta) = std::fs::metadata(ancestor) else {
+                continue;
+            };
+            if meta.uid() != me && meta.uid() != 0 {
+                return Err(StoreError::Refused {
+                    dir: self.dir.clone(),
+                    why: format!(
+                        "it does not exist, and cbreak (uid {me}) will not create it inside {}, which belongs to uid {}; give --state-dir (e.g. a directory of your own)",
+                        ancestor.display(),
+                        meta.uid()
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Like [`StateDir::prepare`] for a reader: `None` when the directory does
+    /// not exist (it has no breakers), and nothing is created.
+    fn access_for_reading(&self) -> Result<Option<Access>, StoreError> {
+        if let Some(access) = self.access.get() {
+            return Ok(Some(*access));
+        }
+        match std::fs::metadata(&self.dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(&self.dir, "use the state directory")(e)),
+            Ok(meta) => self.judge(&meta).map(Some),
+        }
+    }
+
+    /// The directory's verdict, as ssh's StrictModes judges `~/.ssh`.
+    ///
+    /// A directory writable by every user is refused, sticky or not (in a
+    /// sticky one another user can still create a record before you and
+    /// control it). A setgid, group-writable directory is *shared* when you
+    /// are a member of its group (root counts as one): its records must
+    /// belong to that group and are created 0660. Any other directory must
+    /// be yours (or root's) and its records yours, created 0600. Network
+    /// file systems are refused unless allowed, because `flock(2)`, the
+    /// probe lock and shared mappings are not coherent there.
+    fn judge(&self, meta: &std::fs::Metadata) -> Result<Access, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let refuse = |why: String| StoreError::Refused {
+            dir: self.dir.clone(),
+            why,
+        };
+        if !meta.is_dir() {
+            return Err(refuse("it is not a directory".into()));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o002 != 0 {
+            return Err(refuse(format!(
+                "it is writable by every user (mode {mode:o}), so another user could create or replace your breakers; use a directory of your own (e.g. --state-dir ~/.local/state/cbreak) or 'chmod o-w' it"
+            )));
+        }
+        let me = crate::host::euid();
+        let group_writable = mode & 0o020 != 0;
+        let group_dir = mode & 0o2000 != 0 && group_writable;
+        // Root too must really be a member: a directory another user made
+        // setgid and group-writable is theirs to control.
+        let shared = group_dir && crate::host::in_group(meta.gid());
+        if group_dir && !shared {
+            return Err(refuse(format!(
+                "it is shared by group gid {}, and you (uid {me}) are not a member",
+                meta.gid()
+            )));
+        }
+        if group_writable && !shared {
+            return Err(refuse(format!(
+                "it is writable by its group (gid {}) but is not a shared group directory; 'chmod g-w' it, or make it one with 'chmod 2770'",
+                meta.gid()
+            )));
+        }
+        if meta.uid() != me && meta.uid() != 0 && !shared {
+            return Err(refuse(format!(
+                "it belongs to uid {}, not to you (uid {me}); a directory shared by a group must be setgid and group-writable (chmod 2770)",
+                meta.uid()
+            )));
+        }
+        // The path itself may be a symlink another user planted (in /tmp,
+        // say) to point cbreak at a directory of their choosing.
+        if let Ok(link) = std::fs::symlink_metadata(&self.dir)
+            && link.file_type().is_symlink()
+            && link.uid() != me
+            && link.uid() != 0
+        {
+            return Err(refuse(format!(
+                "it is a symlink that belongs to uid {}, not to you (uid {me})",
+                link.uid()
+            )));
+        }
+        if !self.allow_network_fs {
+            let kind = crate::host::shared_fs(&self.dir)
+                .map_err(self.io(&self.dir, "inspect the state directory"))?;
+            if let Some(kind) = kind {
+                return Err(refuse(format!(
+                    "it is on {kind}, where file locks and shared memory maps may not be coherent between machines; use a local directory, or --allow-network-fs if only this machine uses it"
+                )));
+            }
+        }
+        let access = Access {
+            mode: if shared { 0o660 } else { 0o600 },
+            uid: me,
+            group: shared.then(|| meta.gid()),
+            lock_wait: self.lock_wait,
+        };
+        let _ = self.access.set(access);
+        Ok(access)
+    }
+
+    /// Opens (creating if needed) the record of `name` for writing.
+    fn open_rw(&self, path: &Path) -> Result<Record, StoreError> {
+        let access = self.prepare()?;
+        Record::open_rw(path, access).map_err(self.io(path, "open"))
+    }
+
+    /// Keeps a corrupt record as `NAME~corrupt-<ms>`. Renaming needs only
+    /// the directory's write permission, so any member of a shared
+    /// directory can do it; the rename comes first, so a failure leaves
+    /// the record where it was, to be moved by the next caller. Retiring
+    /// the moved file (only its owner can) tells whoever waits for its
+    /// lock at once; others notice that the path names another file.
+    fn move_aside(&self, guard: &Guard<'_>, path: &Path, why: String) -> Result<(), StoreError> {
+        if !guard.still_at_path() {
+            return Ok(()); // someone else moved it while we waited
+        }
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!("~corrupt-{}", crate::host::now_ms()));
+        let aside = PathBuf::from(aside);
+        std::fs::rename(path, &aside).map_err(self.io(path, "move aside the corrupt record"))?;
+        let _ = guard.retire();
+        self.events.borrow_mut().push(Event::MovedAside {
+            path: path.to_path_buf(),
+            aside,
+            why,
+        });
+        Ok(())
+    }
+}
+
+/// One breaker of a state directory: its name and, once opened, its
+/// record. Dropping it closes the record, which gives back the probe lock
+/// if this process held it.
+pub struct Handle {
+    name: String,
+    record: Option<Record>,
+}
+
+impl Store for StateDir {
+    type Handle = Handle;
+
+    fn now(&self) -> Millis {
+        crate::host::now_ms()
+    }
+
+    fn open(&self, name: &str) -> Handle {
+        Handle {
+            name: name.to_string(),
+            record: None,
+        }
+    }
+
+    /// Read-modify-write under the record's exclusive lock, so `f` runs
+    /// once. The handle keeps the record open and mapped between calls,
+    /// and the probe lock while this process probes. A corrupt record is
+    /// moved aside (an [`Event`]) and replaced by a fresh one.
+    fn update<T>(
+        &self,
+        breaker: &mut Handle,
+        fresh: impl Fn() -> BreakerState,
+        mut f: impl FnMut(&mut BreakerState) -> T,
+    ) -> Result<T, StoreError> {
+        let path = self.path(&breaker.name);
+        let open = &mut breaker.record;
+        for _ in 0..ATTEMPTS {
+            if open.is_none() {
+                *open = Some(self.open_rw(&path)?);
+            }
+            let Some(record) = open.as_mut() else {
+                continue;
+            };
+            let guard = record.lock_raw().map_err(|e| record_error(&path, e))?;
+            let (guard, error) = match guard.check(&fresh) {
+                Ok(checked) => match checked.load() {
+                    Ok(mut state) => {
+                        checked.claim_probe(&mut state, self.now());
+                        let before = state.probe;
+                        let out = f(&mut state);
+                        checked.settle_probe(before, &mut state);
+                        checked.store(&state).map_err(|e| record_error(&path, e))?;
+                        return Ok(out);
+                    }
+                    Err(e) => (checked.into_guard(), e),
+                },
+                Err(refused) => refused,
+            };
+            match error {
+                // Still under the lock: nobody else is looking at it.
+                RecordError::Corrupt(why) => self.move_aside(&guard, &path, why)?,
+                // Retired but never moved: left by an interrupted move.
+                RecordError::Moved if guard.still_at_path() => self.move_aside(
+                    &guard,
+                    &path,
+                    "left retired at its path by an interrupted move".into(),
+                )?,
+                RecordError::Moved => {}
+                e => return Err(record_error(&path, e)),
+            }
+            drop(guard);
+            *open = None;
+        }
+        Err(StoreError::Io {
+            path,
+            what: "lock",
+            err: io::Error::other("the record kept being replaced while cbreak tried to lock it"),
+        })
+    }
+
+    /// Reads `name`'s state under a shared lock, changing nothing.
+    fn read(&self, name: &str) -> Result<BreakerState, StoreError> {
+        let path = self.path(name);
+        let not_found = || StoreError::NotFound {
+            name: name.to_string(),
+            dir: self.dir.clone(),
+        };
+        let Some(access) = self.access_for_reading()? else {
+            return Err(not_found());
+        };
+        for _ in 0..ATTEMPTS {
+            match crate::record::read(&path, access) {
+                Ok(state) => return Ok(state),
+                Err(RecordError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(not_found());
+                }
+                // Being created right now: it is a fresh, closed breaker.
+                Err(RecordError::Uninitialized) => return Ok(BreakerState::default()),
+                Err(RecordError::Moved) => continue,
+                Err(RecordError::Io(e)) => return Err(self.io(&path, "read")(e)),
+                Err(e) => return Err(record_error(&path, e)),
+            }
+        }
+        Err(not_found())
+    }
+
+    /// The breakers' names, sorted. A missing directory has none.
+    fn names(&self) -> Result<Vec<String>, StoreError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io(&self.dir, "read the state directory")(e)),
+        };
+        // Record-sized (or new, empty) regular files only: a state
+        // directory pointed at the wrong place lists no one's files.
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.metadata().is_ok_and(|m| {
+                    m.is_file() && (m.len() == 0 || m.len() == crate::record::RECORD_SIZE as u64)
+                })
+            })
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| validate_name(n).is_ok())
+            .collect();
+        names.sort_unstable();
+        Ok(names)
+    }
+
+    /// Deletes `name`'s record under its lock, so that a run updating it at
+    /// the same moment finishes first (and then notices the record is gone).
+    fn forget(&self, name: &str) -> Result<(), StoreError> {
+        let path = self.path(name);
+        let not_found = || StoreError::NotFound {
+            name: name.to_string(),
+            dir: self.dir.clone(),
+        };
+        let Some(access) = self.access_for_reading()? else {
+            return Err(not_found());
+        };
+        let mut record = match Record::open_ro(&path, access) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
+            Err(e) => return Err(self.io(&path, "open")(e)),
+        };
+        let held = record.lock_raw().map_err(|e| record_error(&path, e))?;
+        if !held.looks_like_record().map_err(self.io(&path, "read"))? {
+            return Err(StoreError::Foreign {
+                path,
+                why: "without cbreak's magic".into(),
+            });
+        }
+        if held.still_at_path() {
+            // A run holding it open sees its link count drop to 0 when it
+            // locks it next, and opens the path again.
+            std::fs::remove_file(&path).map_err(self.io(&path, "delete"))?;
+        }
+        Ok(())
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        std::fs::symlink_metadata(self.path(name)).is_ok()
+    }
+
+    fn readable(&self) -> Result<(), StoreError> {
+        self.access_for_reading().map(|_| ())
+    }
+
+    fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.borrow_mut())
+    }
+
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+}
+
+fn record_error(path: &Path, e: RecordError) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        RecordError::Moved | RecordError::Uninitialized => StoreError::Io {
+            path,
+            what: "use",
+            err: io::Error::other("the record changed while it was being read"),
+        },
+        RecordError::Corrupt(why) => StoreError::Corrupt { path, why },
+        RecordError::NewerVersion(version) => StoreError::Newer { path, version },
+        RecordError::Untrusted(why) => StoreError::Untrusted { path, why },
+        RecordError::Busy(waited) => StoreError::Busy { path, waited },
+        RecordError::Foreign(why) => StoreError::Foreign { path, why },
+        RecordError::Io(err) => StoreError::Io {
+            path,
+            what: "use",
+            err,
+        },
+    }
+}
