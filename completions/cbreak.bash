@@ -113,7 +113,7 @@ _cbreak() {
 
     case "${cmd}" in
         cbreak)
-            opts="-h -V --state-dir --allow-network-fs --lock-timeout --help --version run status trip reset check record disable enable list forget metrics name completions man help"
+            opts="-h -V --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help --version run status trip reset check record disable enable list forget metrics name completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,6 +127,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -135,7 +151,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__check)
-            opts="-t -r -s -h --on-state-error --threshold --recovery --failure-rate --window --min-calls --timeout --kill-after --signal --foreground --preserve-status --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-t -r -s -h --on-state-error --threshold --recovery --failure-rate --window --min-calls --timeout --kill-after --signal --foreground --preserve-status --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -229,6 +245,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -237,7 +269,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__completions)
-            opts="-h --state-dir --allow-network-fs --lock-timeout --help bash zsh fish elvish powershell"
+            opts="-h --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help bash zsh fish elvish powershell"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -248,6 +280,22 @@ _cbreak() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -259,7 +307,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__disable)
-            opts="-h --create --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-h --create --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -290,6 +338,22 @@ _cbreak() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -301,7 +365,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__enable)
-            opts="-h --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-h --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -335,6 +399,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -343,7 +423,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__forget)
-            opts="-h --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-h --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -354,6 +434,22 @@ _cbreak() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -589,7 +685,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__list)
-            opts="-h --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-h --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -600,6 +696,22 @@ _cbreak() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -611,7 +723,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__man)
-            opts="-h --list --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-h --list --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -625,6 +737,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -633,7 +761,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__metrics)
-            opts="-o -h --output --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-o -h --output --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -655,6 +783,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -663,7 +807,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__name)
-            opts="-h --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-h --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -677,6 +821,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -685,7 +845,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__record)
-            opts="-q -t -r -s -h --quiet --threshold --recovery --failure-rate --window --min-calls --timeout --kill-after --signal --foreground --preserve-status --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --help success failure ignored"
+            opts="-q -t -r -s -h --quiet --threshold --recovery --failure-rate --window --min-calls --timeout --kill-after --signal --foreground --preserve-status --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help success failure ignored"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -795,6 +955,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -803,7 +979,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__reset)
-            opts="-h --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-h --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -837,6 +1013,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -845,7 +1037,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__run)
-            opts="-n -t -r -q -s -h --name --threshold --recovery --open-exit-code --on-state-error --quiet --quiet-skips --fallback --failure-rate --window --min-calls --timeout --kill-after --signal --foreground --preserve-status --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-n -t -r -q -s -h --name --threshold --recovery --open-exit-code --on-state-error --quiet --quiet-skips --fallback --failure-rate --window --min-calls --timeout --kill-after --signal --foreground --preserve-status --slow --success-codes --ignore-codes --backoff --backoff-factor --max-recovery --jitter --probes --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -975,6 +1167,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -983,7 +1191,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__status)
-            opts="-h --json --ascii --color --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-h --json --ascii --color --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1001,6 +1209,22 @@ _cbreak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1009,7 +1233,7 @@ _cbreak() {
             return 0
             ;;
         cbreak__subcmd__trip)
-            opts="-h --for --create --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --help"
+            opts="-h --for --create --on-open --on-close --on-half-open --on-change --hook-timeout --state-dir --allow-network-fs --lock-timeout --store --store-prefix --store-timeout --store-expiry --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1044,6 +1268,22 @@ _cbreak() {
                     return 0
                     ;;
                 --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store-expiry)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1082,7 +1322,7 @@ _cbreak_complete() {
             --)
                 command_at=$((i + 1))
                 break ;;
-            --state-dir|--lock-timeout|--name|-n|--threshold|-t|--recovery|-r|--open-exit-code|--on-state-error|--fallback|--failure-rate|--window|--min-calls|--timeout|--kill-after|--signal|-s|--slow|--success-codes|--ignore-codes|--backoff|--backoff-factor|--max-recovery|--jitter|--probes|--on-open|--on-close|--on-half-open|--on-change|--hook-timeout|--color|--for|--output|-o)
+            --state-dir|--lock-timeout|--store|--store-prefix|--store-timeout|--store-expiry|--name|-n|--threshold|-t|--recovery|-r|--open-exit-code|--on-state-error|--fallback|--failure-rate|--window|--min-calls|--timeout|--kill-after|--signal|-s|--slow|--success-codes|--ignore-codes|--backoff|--backoff-factor|--max-recovery|--jitter|--probes|--on-open|--on-close|--on-half-open|--on-change|--hook-timeout|--color|--for|--output|-o)
                 ((i++))
                 continue ;;
             -*) continue ;;
@@ -1112,7 +1352,7 @@ _cbreak_complete() {
         esac
     fi
     case $prev in
-        --state-dir|--lock-timeout|--name|-n|--threshold|-t|--recovery|-r|--open-exit-code|--on-state-error|--fallback|--failure-rate|--window|--min-calls|--timeout|--kill-after|--signal|-s|--slow|--success-codes|--ignore-codes|--backoff|--backoff-factor|--max-recovery|--jitter|--probes|--on-open|--on-close|--on-half-open|--on-change|--hook-timeout|--color|--for|--output|-o)
+        --state-dir|--lock-timeout|--store|--store-prefix|--store-timeout|--store-expiry|--name|-n|--threshold|-t|--recovery|-r|--open-exit-code|--on-state-error|--fallback|--failure-rate|--window|--min-calls|--timeout|--kill-after|--signal|-s|--slow|--success-codes|--ignore-codes|--backoff|--backoff-factor|--max-recovery|--jitter|--probes|--on-open|--on-close|--on-half-open|--on-change|--hook-timeout|--color|--for|--output|-o)
             case $prev in
                 --name|-n)
                     COMPREPLY=($(compgen -W "$(_cbreak_breakers)" -- "$cur"))

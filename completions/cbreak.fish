@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_cbreak_global_optspecs
-    string join \n state-dir= allow-network-fs lock-timeout= h/help V/version
+    string join \n state-dir= allow-network-fs lock-timeout= store= store-prefix= store-timeout= store-expiry= h/help V/version
 end
 
 function __fish_cbreak_needs_command
@@ -26,6 +26,10 @@ end
 
 complete -c cbreak -n "__fish_cbreak_needs_command" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_needs_command" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_needs_command" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_needs_command" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_needs_command" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_needs_command" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_needs_command" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cbreak -n "__fish_cbreak_needs_command" -s V -l version -d 'Print version'
@@ -74,6 +78,10 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-change -d 'Shel
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -s q -l quiet -d 'No message when skipping or changing state'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l quiet-skips -d 'No message when skipping, but still say when the breaker opens or closes (for cron)'
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l foreground -d 'With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout'
@@ -85,6 +93,10 @@ always\t''
 never\t''"
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l json -d 'Print JSON: an object for NAME, an array for all'
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l ascii -d 'Plain ASCII: + and x for the recent outcomes'
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
@@ -97,6 +109,10 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-change -d 'She
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l create -d 'Make the breaker if there is none of that name (e.g. before a maintenance window)'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -s h -l help -d 'Print help'
@@ -107,6 +123,10 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-change -d 'Sh
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l on-state-error -d 'When the state cannot be used: run (exit 0, as `run` would run the command), skip (exit 75) or fail (exit 125)' -r -f -a "run\t'Warn and run the command anyway (fail open)'
@@ -131,6 +151,10 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l jitter -d 'Sprea
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l probes -d 'Successful probes in a row that close the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l foreground -d 'With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout'
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l preserve-status -d 'At a timeout, exit with the command\'s status (128+N for signal N) instead of 124'
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
@@ -159,6 +183,10 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-change -d 'S
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -s q -l quiet -d 'No message when changing state'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l foreground -d 'With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout'
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l preserve-status -d 'At a timeout, exit with the command\'s status (128+N for signal N) instead of 124'
@@ -171,6 +199,10 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-change -d '
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l create -d 'Make the breaker if there is none of that name'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -s h -l help -d 'Print help'
@@ -181,31 +213,59 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-change -d 'S
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s o -l output -d 'Write to FILE atomically (for node_exporter\'s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l list -d 'Print the pages\' names, one per line'
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -s h -l help -d 'Print help'

@@ -98,7 +98,15 @@ impl Sandbox {
         let sb = Sandbox {
             tmp: tempfile::tempdir().unwrap(),
         };
-        for dir in ["bin", "home", "work", "down", "textfile", "var/lib"] {
+        for dir in [
+            "bin",
+            "home",
+            "work",
+            "down",
+            "textfile",
+            "var/lib",
+            "var/cache",
+        ] {
             std::fs::create_dir_all(sb.path(dir)).unwrap();
         }
         let fake = sb.path("fake");
@@ -123,6 +131,7 @@ impl Sandbox {
     /// The absolute paths recipes name, and where they are in the sandbox.
     fn rewrite(&self, s: &str) -> String {
         s.replace("/usr/local/bin", self.path("bin").to_str().unwrap())
+            .replace("/var/cache", self.path("var/cache").to_str().unwrap())
             .replace(
                 "/var/lib/node_exporter/textfile",
                 self.path("textfile").to_str().unwrap(),
@@ -278,7 +287,119 @@ struct Scenario {
     check: fn(&Block),
 }
 
+/// A Redis server for the recipes of "One breaker for many machines",
+/// with the user `cbreak` (password `s3cret`) the recipes' URL names, and
+/// that URL pointed at it; `None` when there is no server here (outside CI).
+fn redis_for(recipe: &str) -> Option<(crate::redis_server::Redis, String)> {
+    let redis = crate::redis_server::Redis::start_with(
+        recipe,
+        &[
+            "--user",
+            "cbreak",
+            "on",
+            ">s3cret",
+            "~cbreak:*",
+            "+@all",
+            "--databases",
+            "4",
+        ],
+    )?;
+    let url = format!("redis://cbreak:s3cret@127.0.0.1:{}/2", redis.port);
+    Some((redis, url))
+}
+
+/// The steps of a CI job: GitHub's `- run: …` and GitLab's `script:` items.
+fn ci_steps(yaml: &str) -> Vec<String> {
+    yaml.lines()
+        .map(str::trim)
+        .filter_map(|l| {
+            l.strip_prefix("- run: ").or(l
+                .strip_prefix("- cbreak ")
+                .map(|_| l.trim_start_matches("- ")))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Two CI jobs on two throwaway runners (sandboxes) sharing the store: the
+/// registry's failures in one open the breaker for the other.
+fn ci_shares_the_breaker(b: &Block, recipe: &str) {
+    let steps = ci_steps(&b.text);
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert!(
+        b.text.contains("CBREAK_STORE"),
+        "the URL comes from the CI's secrets"
+    );
+    let Some((_redis, url)) = redis_for(recipe) else {
+        return;
+    };
+    let job = |sb: &Sandbox| {
+        // The CI runs a step with `bash -e`, the secret in its environment.
+        sb.shell(
+            "bash",
+            &format!("set -e\nexport CBREAK_STORE='{url}'\n{}", steps[0]),
+        )
+    };
+    let (first, second) = (Sandbox::new(), Sandbox::new());
+    job(&first).success();
+    assert!(first.calls().contains("npm ci"));
+    first.down("npm");
+    for _ in 0..3 {
+        job(&first).code(7);
+    }
+    let out = job(&second).code(75);
+    assert!(out.stderr.contains("skipped 'npm'"), "{}", out.stderr);
+    assert!(
+        !second.calls().contains("npm"),
+        "the other runner never tried"
+    );
+}
+
 const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        claims: "CBREAK_STORE=redis://cbreak:s3cret@redis.internal:6379/2",
+        check: |b| {
+            let Some((_redis, url)) = redis_for("readme: the cron fleet recipe") else {
+                return;
+            };
+            let crontab = b
+                .text
+                .replace("redis://cbreak:s3cret@redis.internal:6379/2", &url);
+            // Two hosts with the same crontab and one breaker.
+            let (a, b2) = (Sandbox::new(), Sandbox::new());
+            a.cron(&crontab, 0).success().stderr_empty();
+            assert_eq!(a.read("var/cache/prices.json"), "fresh\n");
+            a.down("curl");
+            a.cron(&crontab, 0).code(7);
+            b2.down("curl");
+            b2.cron(&crontab, 0).code(7);
+            a.cron(&crontab, 0)
+                .code(7)
+                .stderr_has("breaker 'prices-api' opened: 3 consecutive failures");
+            // The other host skips, silently, though it failed only once.
+            let before = b2.calls();
+            let out = b2.cron(&crontab, 0).code(75);
+            assert_eq!(out.stdout + &out.stderr, "", "a skip mails nothing");
+            assert_eq!(b2.calls(), before, "not even tried");
+            let shared = b2.shell(
+                "sh",
+                &format!("CBREAK_STORE='{url}' cbreak status prices-api --json"),
+            );
+            let s: Value = serde_json::from_str(&shared.success().stdout).unwrap();
+            assert_eq!(
+                (s["failures"].as_u64(), s["rejected"].as_u64()),
+                (Some(3), Some(1))
+            );
+        },
+    },
+    Scenario {
+        claims: "CBREAK_STORE: ${{ secrets.CBREAK_STORE }}",
+        check: |b| ci_shares_the_breaker(b, "readme: the GitHub Actions recipe"),
+    },
+    Scenario {
+        claims: "# GitLab CI (CBREAK_STORE is a masked CI/CD variable)",
+        check: |b| ci_shares_the_breaker(b, "readme: the GitLab CI recipe"),
+    },
     Scenario {
         claims: "cbreak run --threshold 3 --recovery 30s -- curl",
         check: |b| {

@@ -227,4 +227,10 @@ pub fn each_store(test: &str, body: impl Fn(&Env)) {
         return;
     };
     body(&Env::on_store(&redis.url()));
+    assert!(
+        redis
+            .cli(&["INFO", "commandstats"])
+            .contains("cmdstat_evalsha"),
+        "{test}: the breakers went to the server"
+    );
 }
