@@ -3,7 +3,7 @@
 //! Owns the order of work — decide under the lock, unlock, run, record
 //! under the lock, then talk and fire hooks — and the user-facing messages
 //! around it. The decisions are `breaker`'s, the states `store`'s (through
-//! the [`Store`] trait only, once the state directory is opened), the
+//! the [`Store`] trait only, once [`execute`] has chosen the store), the
 //! processes `exec`'s.
 
 use std::ffi::OsString;
