@@ -26,7 +26,7 @@ end
 
 complete -c cbreak -n "__fish_cbreak_needs_command" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_needs_command" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_needs_command" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_needs_command" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_needs_command" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_needs_command" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_needs_command" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -78,7 +78,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-change -d 'Shel
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -93,7 +93,7 @@ always\t''
 never\t''"
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -109,7 +109,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-change -d 'She
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -123,7 +123,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-change -d 'Sh
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -151,7 +151,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l jitter -d 'Sprea
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l probes -d 'Successful probes in a row that close the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -183,7 +183,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-change -d 'S
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -199,7 +199,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-change -d '
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -213,7 +213,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-change -d 'S
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -221,7 +221,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l allow-network-f
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -229,7 +229,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l allow-network-fs 
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -238,7 +238,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -s h -l help -d 'P
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s o -l output -d 'Write to FILE atomically (for node_exporter\'s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -246,7 +246,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l allow-network-
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -254,7 +254,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l allow-network-fs 
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r
@@ -262,7 +262,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l allow-netw
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
-complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB], rediss://... (TLS) or unix:///PATH' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store-expiry -d 'Let the --store server delete a breaker nobody has written for this long [default: never]' -r

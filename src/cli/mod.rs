@@ -61,8 +61,8 @@ pub struct GlobalArgs {
     pub lock_timeout: Option<Millis>,
 
     /// Keep the breakers on a Redis or Valkey server shared by machines
-    /// instead of the state directory: redis://[USER[:PASSWORD]@]HOST[:PORT][/DB],
-    /// rediss://... (TLS) or unix:///PATH
+    /// instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB
+    /// (all but HOST optional), rediss://... (TLS) or unix:///PATH
     #[arg(long, global = true, env = "CBREAK_STORE", value_name = "URL")]
     pub store: Option<String>,
 

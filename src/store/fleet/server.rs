@@ -2,11 +2,11 @@
 //! unix socket) within a timeout, the three small server-side scripts, and
 //! turning what can go wrong into one clear sentence.
 //!
-//! The scripts hold no policy: [`READ`] returns the server's clock and the
-//! key's value in one round trip; [`CAS`] stores a value only if the key
+//! The scripts hold no policy: `READ` returns the server's clock and the
+//! key's value in one round trip; `CAS` stores a value only if the key
 //! still holds the version the caller read (the record body's sequence
 //! word), and otherwise answers with what it holds now, so that a conflict
-//! costs no extra read; [`ASIDE`] renames a value that is not a cbreak
+//! costs no extra read; `ASIDE` renames a value that is not a cbreak
 //! record, but only if it is still the value the caller judged.
 //! Decisions are `breaker`'s, the bytes `record`'s; this module owns
 //! neither.
