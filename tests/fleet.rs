@@ -574,7 +574,7 @@ fn tls_verifies_the_server_against_ssl_cert_file() {
 /// commandstats, less the INFO and CONFIG that read and reset it, and less
 /// what the store's scripts run inside (TIME, TYPE, GET, SET, RENAME),
 /// which the client never sends by itself.
-fn commands_since_reset(redis: &Redis) -> Vec<(String, u64)> {
+pub fn commands_since_reset(redis: &Redis) -> Vec<(String, u64)> {
     let stats = redis.cli(&["INFO", "commandstats"]);
     redis.cli(&["CONFIG", "RESETSTAT"]);
     let mut out: Vec<(String, u64)> = stats

@@ -6,7 +6,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::redis_server::{Redis, free_port, need};
+use crate::fleet::commands_since_reset;
+use crate::redis_server::{Redis, free_port, make_ca, need};
 use crate::util::{Env, eventually};
 
 fn host(env: &Env, id: &str, args: &[&str]) -> std::process::Command {
@@ -157,10 +158,13 @@ fn a_killed_probe_on_another_host_holds_until_its_lease_ends_on_this_one_not() {
     let mut same = start_probe(&env, "host-a", "here");
     same.kill().unwrap();
     same.wait().unwrap();
-    host(&env, "host-a", &["run", "-n", "here", "--", "true"])
-        .status()
-        .map(|s| assert!(s.success()))
+    let out = host(&env, "host-a", &["run", "-n", "here", "--", "true"])
+        .output()
         .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("breaker 'here' closed: probe succeeded")
+    );
     assert_eq!(env.state_of("here"), "closed");
 
     // Another host: its lease (1s timeout + 1s kill-after + 10s) decides.
@@ -344,4 +348,78 @@ fn hosts_whose_clocks_differ_by_an_hour_see_the_same_recovery() {
         .code
         == 0));
     assert_eq!(env.state_of("sk"), "closed");
+}
+
+#[test]
+fn a_closed_run_costs_one_round_trip_before_the_command_and_one_after() {
+    let Some(redis) =
+        Redis::start("a_closed_run_costs_one_round_trip_before_the_command_and_one_after")
+    else {
+        return;
+    };
+    let env = Env::on_store(&redis.url());
+    env.run(&["run", "-n", "rt", "--", "true"]).success();
+    commands_since_reset(&redis);
+    env.run(&["run", "-n", "rt", "--", "true"]).success();
+    assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 2)]);
+    env.run(&["run", "-n", "rt", "--", "false"]).code(1);
+    assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 2)]);
+    env.run(&["trip", "rt"]).success();
+    commands_since_reset(&redis);
+    env.run(&["run", "-n", "rt", "--", "true"]).code(75);
+    assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 2)]);
+}
+
+#[test]
+fn an_untrusted_certificate_is_one_line_then_on_state_error() {
+    let test = "an_untrusted_certificate_is_one_line_then_on_state_error";
+    if need(test, &["openssl"]).is_none() {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let (ca, crt, key) = make_ca(scratch.path(), "good");
+    let (wrong, _, _) = make_ca(scratch.path(), "wrong");
+    let tls_port = free_port();
+    let Some(_redis) = Redis::start_with(
+        test,
+        &[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            crt.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+            "--tls-ca-cert-file",
+            ca.to_str().unwrap(),
+            "--tls-auth-clients",
+            "no",
+        ],
+    ) else {
+        return;
+    };
+    let env = Env::on_store(&format!("rediss://localhost:{tls_port}"));
+    let run = |cert: &std::path::Path, args: &[&str]| {
+        crate::util::Run::from(
+            env.command(args)
+                .env("SSL_CERT_FILE", cert)
+                .env_remove("SSL_CERT_DIR")
+                .output()
+                .unwrap(),
+        )
+    };
+    run(&ca, &["run", "-n", "tls", "--", "true"])
+        .success()
+        .stderr_empty();
+    run(&ca, &["status", "tls"]).success();
+    run(&wrong, &["run", "-n", "tls", "--", "sh", "-c", "exit 6"])
+        .code(6)
+        .one_error_line()
+        .stderr_has("TLS failed: the server's certificate is not trusted")
+        .stderr_has("running the command anyway (--on-state-error run)");
+    run(
+        &wrong,
+        &["run", "-n", "tls", "--on-state-error", "skip", "--", "true"],
+    )
+    .code(75);
+    run(&wrong, &["status", "tls"]).code(125).one_error_line();
 }
