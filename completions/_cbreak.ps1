@@ -22,7 +22,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
     $completions = @(switch ($command) {
         'cbreak' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -80,7 +80,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
             [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -98,7 +98,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         'cbreak;status' {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour the state')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -118,7 +118,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
             [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -136,7 +136,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
             [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -168,7 +168,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--jitter', '--jitter', [CompletionResultType]::ParameterName, 'Spread each open period randomly by ±PCT')
             [CompletionResult]::new('--probes', '--probes', [CompletionResultType]::ParameterName, 'Successful probes in a row that close the breaker')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -206,7 +206,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
             [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -227,7 +227,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
             [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -245,7 +245,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('--on-change', '--on-change', [CompletionResultType]::ParameterName, 'Shell command to run on any transition this process makes')
             [CompletionResult]::new('--hook-timeout', '--hook-timeout', [CompletionResultType]::ParameterName, 'Longest a hook may run before it is killed')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -257,7 +257,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;list' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -269,7 +269,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;forget' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -283,7 +283,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write to FILE atomically (for node_exporter''s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write to FILE atomically (for node_exporter''s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -295,7 +295,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;name' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -307,7 +307,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;completions' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')
@@ -319,7 +319,7 @@ Register-ArgumentCompleter -Native -CommandName 'cbreak' -ScriptBlock {
         }
         'cbreak;man' {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]')
-            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]')
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH')
             [CompletionResult]::new('--store-prefix', '--store-prefix', [CompletionResultType]::ParameterName, 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]')
             [CompletionResult]::new('--store-timeout', '--store-timeout', [CompletionResultType]::ParameterName, 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]')

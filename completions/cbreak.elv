@@ -19,7 +19,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
     var completions = [
         &'cbreak'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -76,7 +76,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --on-change 'Shell command to run on any transition this process makes'
             cand --hook-timeout 'Longest a hook may run before it is killed'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -93,7 +93,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         &'cbreak;status'= {
             cand --color 'When to colour the state'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -112,7 +112,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --on-change 'Shell command to run on any transition this process makes'
             cand --hook-timeout 'Longest a hook may run before it is killed'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -129,7 +129,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --on-change 'Shell command to run on any transition this process makes'
             cand --hook-timeout 'Longest a hook may run before it is killed'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -160,7 +160,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --jitter 'Spread each open period randomly by ±PCT'
             cand --probes 'Successful probes in a row that close the breaker'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -197,7 +197,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --on-change 'Shell command to run on any transition this process makes'
             cand --hook-timeout 'Longest a hook may run before it is killed'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -217,7 +217,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --on-change 'Shell command to run on any transition this process makes'
             cand --hook-timeout 'Longest a hook may run before it is killed'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -234,7 +234,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand --on-change 'Shell command to run on any transition this process makes'
             cand --hook-timeout 'Longest a hook may run before it is killed'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -245,7 +245,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         }
         &'cbreak;list'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -256,7 +256,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         }
         &'cbreak;forget'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -269,7 +269,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
             cand -o 'Write to FILE atomically (for node_exporter''s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout'
             cand --output 'Write to FILE atomically (for node_exporter''s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout'
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -280,7 +280,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         }
         &'cbreak;name'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -291,7 +291,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         }
         &'cbreak;completions'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'
@@ -302,7 +302,7 @@ set edit:completion:arg-completer[cbreak] = {|@words|
         }
         &'cbreak;man'= {
             cand --state-dir 'Directory of the breakers'' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]'
-            cand --lock-timeout 'How long to wait for another process''s lock on a record before giving up (then --on-state-error applies) [default: 5s]'
+            cand --lock-timeout 'How long to wait for another process''s lock on a record (with --store: for other processes'' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]'
             cand --store 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH'
             cand --store-prefix 'Prefix of the breakers'' keys on the --store server, so that teams can share one [default: cbreak:]'
             cand --store-timeout 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]'

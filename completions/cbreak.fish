@@ -25,7 +25,7 @@ function __fish_cbreak_using_subcommand
 end
 
 complete -c cbreak -n "__fish_cbreak_needs_command" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_needs_command" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_needs_command" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_needs_command" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_needs_command" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_needs_command" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -77,7 +77,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-half-open -d 'S
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l on-change -d 'Shell command to run on any transition this process makes' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand run" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -92,7 +92,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l color -d 'When 
 always\t''
 never\t''"
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand status" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -108,7 +108,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-half-open -d '
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l on-change -d 'Shell command to run on any transition this process makes' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand trip" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -122,7 +122,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-half-open -d 
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l on-change -d 'Shell command to run on any transition this process makes' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand reset" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -150,7 +150,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l max-recovery -d 
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l jitter -d 'Spread each open period randomly by ±PCT' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l probes -d 'Successful probes in a row that close the breaker' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand check" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -182,7 +182,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-half-open -d
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l on-change -d 'Shell command to run on any transition this process makes' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand record" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -198,7 +198,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-half-open -
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l on-change -d 'Shell command to run on any transition this process makes' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand disable" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -212,7 +212,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-half-open -d
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l on-change -d 'Shell command to run on any transition this process makes' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l hook-timeout -d 'Longest a hook may run before it is killed' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -220,7 +220,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l store-expiry -d
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand enable" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -228,7 +228,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l store-expiry -d '
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand list" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -237,7 +237,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -l allow-network-f
 complete -c cbreak -n "__fish_cbreak_using_subcommand forget" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s o -l output -d 'Write to FILE atomically (for node_exporter\'s textfile collector): a new path or a regular file, never through a symlink; `-` is stdout' -r -F
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -245,7 +245,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l store-expiry -
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand metrics" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -253,7 +253,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l store-expiry -d '
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand name" -s h -l help -d 'Print help'
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r
@@ -261,7 +261,7 @@ complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l store-expi
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -l allow-network-fs -d 'Use a state directory on a network file system (NFS, SMB, FUSE) anyway'
 complete -c cbreak -n "__fish_cbreak_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l state-dir -d 'Directory of the breakers\' records [default: $XDG_STATE_HOME/cbreak or ~/.local/state/cbreak]' -r -F
-complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l lock-timeout -d 'How long to wait for another process\'s lock on a record before giving up (then --on-state-error applies) [default: 5s]' -r
+complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l lock-timeout -d 'How long to wait for another process\'s lock on a record (with --store: for other processes\' changes to the breaker) before giving up (then --on-state-error applies) [default: 5s]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store -d 'Keep the breakers on a Redis or Valkey server shared by machines instead of the state directory: redis://USER:PASSWORD@HOST:PORT/DB (all but HOST optional), rediss://... (TLS) or unix:///PATH' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store-prefix -d 'Prefix of the breakers\' keys on the --store server, so that teams can share one [default: cbreak:]' -r
 complete -c cbreak -n "__fish_cbreak_using_subcommand man" -l store-timeout -d 'How long connecting to the --store server, and then each command there, may take before --on-state-error applies [default: 500ms]' -r

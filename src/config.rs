@@ -250,23 +250,30 @@ impl Config {
                 list: m.list,
             },
         };
+        let lock_wait = match cli.global.lock_timeout {
+            Some(ms) => Duration::from_millis(ms),
+            None => crate::record::DEFAULT_LOCK_WAIT,
+        };
         let store = match cli.global.store {
             None => None,
-            Some(url) => Some(store_config(
-                &url,
-                cli.global.store_prefix,
-                cli.global.store_timeout,
-                cli.global.store_expiry,
-            )?),
+            Some(url) => {
+                let mut c = store_config(
+                    &url,
+                    cli.global.store_prefix,
+                    cli.global.store_timeout,
+                    cli.global.store_expiry,
+                )?;
+                // Waiting for other processes is bounded the same way on
+                // a server: compare-and-set retries stop after it.
+                c.retry_for = lock_wait;
+                Some(c)
+            }
         };
         Ok(Config {
             store,
             state_dir: cli.global.state_dir,
             allow_network_fs: cli.global.allow_network_fs,
-            lock_wait: match cli.global.lock_timeout {
-                Some(ms) => Duration::from_millis(ms),
-                None => crate::record::DEFAULT_LOCK_WAIT,
-            },
+            lock_wait,
             action,
         })
     }

@@ -55,8 +55,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "CBREAK_ALLOW_NETWORK_FS", value_parser = BoolishValueParser::new())]
     pub allow_network_fs: bool,
 
-    /// How long to wait for another process's lock on a record before
-    /// giving up (then --on-state-error applies) [default: 5s]
+    /// How long to wait for another process's lock on a record (with
+    /// --store: for other processes' changes to the breaker) before giving
+    /// up (then --on-state-error applies) [default: 5s]
     #[arg(long, global = true, env = "CBREAK_LOCK_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: Option<Millis>,
 
