@@ -330,7 +330,11 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
     tell(&store);
     let (admission, transition, state) = match admitted {
         Ok(d) => d,
-        Err(e) => return state_error(&rc, &name, &e.to_string()),
+        Err(e) => {
+            // Nothing of the store stays open while the command runs.
+            drop(breaker);
+            return state_error(&rc, &name, &e.to_string());
+        }
     };
     let hooks_ran = announce(&rc.hooks, rc.quiet, &name, transition, &state);
     let ticket = match admission {
