@@ -9,8 +9,7 @@ use cbreak::store::Event;
 use cbreak::store::fleet::server::Problem;
 use cbreak::store::fleet::{Fleet, FleetConfig, FleetError, StoreUrl, encode_value};
 
-use crate::redis_server::{Redis, free_port, make_ca, need};
-use std::path::Path;
+use crate::redis_server::{Redis, free_port};
 
 /// A process on some host, judged by the store's clock.
 struct On<'a> {
@@ -481,93 +480,6 @@ fn an_acl_user_with_a_password_and_a_read_only_replica() {
         .unwrap_err();
     assert!(matches!(problem(&e), Problem::ReadOnly), "{e}");
     assert!(e.to_string().contains("read-only replica"), "{e}");
-}
-
-/// The client half of the TLS test, run in a child process of the test
-/// binary so that `SSL_CERT_FILE` is set for it alone (set in this
-/// process, it would race with every other test's).
-#[test]
-#[ignore = "run by tls_verifies_the_server_against_ssl_cert_file with its own environment"]
-fn tls_client_child() {
-    let (Ok(url), Ok(expect)) = (
-        std::env::var("CBREAK_TEST_TLS_URL"),
-        std::env::var("CBREAK_TEST_TLS_EXPECT"),
-    ) else {
-        return;
-    };
-    let f = fleet(&url);
-    match expect.as_str() {
-        "ok" => assert!(call(&f, "tls", policy(1, 1), Outcome::Success)),
-        _ => {
-            let e = f.read("tls").unwrap_err();
-            assert!(e.to_string().contains(&expect), "{e}");
-            println!("client error: {e}");
-        }
-    }
-}
-
-#[test]
-fn tls_verifies_the_server_against_ssl_cert_file() {
-    let test = "tls_verifies_the_server_against_ssl_cert_file";
-    if need(test, &["openssl"]).is_none() {
-        return;
-    }
-    let scratch = tempfile::tempdir().unwrap();
-    let (ca, crt, key) = make_ca(scratch.path(), "good");
-    let (wrong_ca, _, _) = make_ca(scratch.path(), "wrong");
-    let tls_port = free_port();
-    let Some(redis) = Redis::start_with(
-        test,
-        &[
-            "--tls-port",
-            &tls_port.to_string(),
-            "--tls-cert-file",
-            crt.to_str().unwrap(),
-            "--tls-key-file",
-            key.to_str().unwrap(),
-            "--tls-ca-cert-file",
-            ca.to_str().unwrap(),
-            "--tls-auth-clients",
-            "no",
-        ],
-    ) else {
-        return;
-    };
-    let child = |url: String, cert_file: &Path, expect: &str| {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "fleet::tls_client_child",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env("CBREAK_TEST_TLS_URL", url)
-            .env("CBREAK_TEST_TLS_EXPECT", expect)
-            .env("SSL_CERT_FILE", cert_file)
-            .env_remove("SSL_CERT_DIR")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{expect}: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
-    let tls = format!("rediss://127.0.0.1:{tls_port}");
-    child(tls.clone(), &ca, "ok");
-    child(format!("rediss://localhost:{tls_port}"), &ca, "ok");
-    let text = child(tls, &wrong_ca, "not trusted");
-    assert!(text.contains("SSL_CERT_FILE"), "{text}");
-    // TLS spoken to a plain port: the server waits for a line that never
-    // comes; the timeout says what to check.
-    child(
-        redis.url().replace("redis://", "rediss://"),
-        &ca,
-        "is that a TLS port?",
-    );
-    assert_eq!(redis.cli(&["EXISTS", "cbreak:{tls}"]), "1");
 }
 
 /// Commands clients sent since the last call, by name: INFO

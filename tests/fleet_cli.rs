@@ -357,7 +357,8 @@ fn a_closed_run_costs_one_round_trip_before_the_command_and_one_after() {
     else {
         return;
     };
-    let env = Env::on_store(&redis.url());
+    // Over the unix socket: the same commands as over TCP.
+    let env = Env::on_store(&redis.unix_url());
     env.run(&["run", "-n", "rt", "--", "true"]).success();
     commands_since_reset(&redis);
     env.run(&["run", "-n", "rt", "--", "true"]).success();
@@ -380,7 +381,7 @@ fn an_untrusted_certificate_is_one_line_then_on_state_error() {
     let (ca, crt, key) = make_ca(scratch.path(), "good");
     let (wrong, _, _) = make_ca(scratch.path(), "wrong");
     let tls_port = free_port();
-    let Some(_redis) = Redis::start_with(
+    let Some(redis) = Redis::start_with(
         test,
         &[
             "--tls-port",
@@ -422,4 +423,12 @@ fn an_untrusted_certificate_is_one_line_then_on_state_error() {
     )
     .code(75);
     run(&wrong, &["status", "tls"]).code(125).one_error_line();
+    // TLS spoken to a plain port: the server waits for a line that never
+    // comes, and the timeout says what to check.
+    let plain = Env::on_store(&redis.url().replace("redis://", "rediss://"));
+    plain
+        .run(&["--store-timeout", "300ms", "run", "-n", "tls", "--", "true"])
+        .success()
+        .one_error_line()
+        .stderr_has("no answer within 300ms (--store-timeout); is that a TLS port?");
 }
