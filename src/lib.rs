@@ -15,6 +15,7 @@
 //! - [`output`], [`metrics`], [`hooks`]: what cbreak tells people and tools;
 //! - [`app`]: what each subcommand does; [`exit`]: how cbreak ends.
 
+mod api;
 pub mod app;
 pub mod breaker;
 pub mod cli;
@@ -32,6 +33,10 @@ pub mod store;
 pub mod window;
 
 use std::ffi::OsString;
+
+pub use crate::api::{
+    Backoff, Breaker, Builder, Error, ExecuteError, Permit, Rejected, State, Stats,
+};
 
 use crate::exit::Exit;
 
