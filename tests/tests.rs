@@ -3,6 +3,7 @@
 
 mod util;
 
+mod api;
 mod chaos;
 mod colour;
 mod completions;
