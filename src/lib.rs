@@ -1,6 +1,35 @@
 //! cbreak: run commands through a circuit breaker shared by every process on
 //! the machine.
 //!
+//! As a library, [`Breaker`] is the breaker in the vocabulary of an
+//! in-process one (`should_allow_request`, `record_success`,
+//! `record_failure`, `execute`), over the record the `cbreak` command uses:
+//!
+//! ```
+//! # fn call() -> Result<u32, std::io::Error> { Ok(7) }
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let tmp = tempfile::tempdir()?;
+//! use std::time::Duration;
+//!
+//! let dir = "/var/lib/myapp/breakers";            // or no state_dir: cbreak's own default
+//! # let dir = tmp.path();
+//! let breaker = cbreak::Breaker::builder("payments-api")
+//!     .threshold(3)                               // consecutive failures
+//!     .recovery(Duration::from_secs(30))
+//!     .state_dir(dir)
+//!     .build()?;
+//! match breaker.should_allow_request() {
+//!     Ok(permit) => match call() {
+//!         Ok(_) => breaker.record_success(permit),
+//!         Err(_) => breaker.record_failure(permit),
+//!     },
+//!     Err(rejected) => eprintln!("{rejected}"),   // says when the next probe is due
+//! }
+//! let v = breaker.execute(call)?;                 // the same in one call; not called while open
+//! # assert_eq!(v, 7);
+//! # Ok(()) }
+//! ```
+//!
 //! The binary is a thin shell around [`run`]. The modules, one concept each:
 //!
 //! - [`cli`] and [`config`]: the command line, parsed once into plain values
@@ -13,7 +42,8 @@
 //! - [`exec`]: spawning, signals, timeouts, exit statuses;
 //! - [`host`]: the clock and process identity behind the machine;
 //! - [`output`], [`metrics`], [`hooks`]: what cbreak tells people and tools;
-//! - [`app`]: what each subcommand does; [`exit`]: how cbreak ends.
+//! - [`app`]: what each subcommand does; [`exit`]: how cbreak ends;
+//! - `api`: the library API, [`Breaker`] and its types.
 
 mod api;
 pub mod app;

@@ -206,7 +206,20 @@ impl Breaker {
         let policy = shared.policy;
         let decided = shared.update(|s, host| {
             let (admission, _) = s.admit(&policy, host);
-            (admission, *s)
+            // What a rejection says, read while the state is at hand (not
+            // a copy of the whole state on every call).
+            let open = match admission {
+                Admission::Reject(_) => Some((
+                    s.next_probe_at,
+                    s.history
+                        .oldest_first()
+                        .last()
+                        .filter(|t| t.to != crate::breaker::State::Closed)
+                        .map(|t| t.reason.describe()),
+                )),
+                Admission::Run(_) => None,
+            };
+            (admission, open)
         });
         let started = Instant::now();
         match decided {
@@ -215,23 +228,21 @@ impl Breaker {
                 ticket: Some(ticket),
                 started,
             }),
-            Ok((Admission::Reject(r), state)) => Err(Rejected {
-                name: shared.name.clone(),
-                at: now_ms(),
-                why: match r.state {
-                    crate::breaker::State::ForcedOpen => Why::ForcedOpen,
-                    crate::breaker::State::HalfOpen => Why::ProbeInFlight,
-                    _ => Why::Open {
-                        next_probe_at: r.next_probe_at.unwrap_or(state.next_probe_at),
-                        reason: state
-                            .history
-                            .oldest_first()
-                            .last()
-                            .filter(|t| t.to != crate::breaker::State::Closed)
-                            .map(|t| t.reason.describe()),
+            Ok((Admission::Reject(r), open)) => {
+                let (next_probe_at, reason) = open.unwrap_or_default();
+                Err(Rejected {
+                    name: shared.name.clone(),
+                    at: now_ms(),
+                    why: match r.state {
+                        crate::breaker::State::ForcedOpen => Why::ForcedOpen,
+                        crate::breaker::State::HalfOpen => Why::ProbeInFlight,
+                        _ => Why::Open {
+                            next_probe_at: r.next_probe_at.unwrap_or(next_probe_at),
+                            reason,
+                        },
                     },
-                },
-            }),
+                })
+            }
             Err(e) if shared.fail_open => {
                 (shared.warn)(&format!(
                     "breaker '{}' unavailable: {e}; allowing the call anyway",
