@@ -3,10 +3,20 @@
 //! after building the release binaries (see BENCHMARKS.md); it builds
 //! nothing itself.
 //!
-//! Every comparison alternates its two commands (A B A B ...) for a fixed
-//! number of rounds after a warm-up, so that a noisy neighbour hurts both
+//! Every comparison alternates its two commands for a fixed number of rounds
+//! after a warm-up, swapping which goes first each round (A B, B A, A B,
+//! ...), so that a noisy neighbour and any first-or-second bias hurt both
 //! sides alike, and reports the median and p90 wall time of each side and
-//! the median of the pairwise ratios A/B.
+//! the median of the pairwise ratios A/B with their interquartile range.
+//!
+//! Every measured command runs in a small fixed environment, the one a
+//! user's shell or cron gives it: `PATH`, `HOME` and `CBREAK_STATE_DIR`, and
+//! nothing else. `cargo bench` itself sets `LD_LIBRARY_PATH` to four extra
+//! directories, which slows every dynamically linked program (`/bin/true`,
+//! `flock`, the dynamic cbreak) and not a static one; before measuring, the
+//! harness runs `env` the way it runs every command and stops if anything
+//! but those three variables reaches it. For `--build static` it checks
+//! that cbreak and both floors really are static (no ELF interpreter).
 //!
 //! Options: `--build dynamic|static` (which binaries: `target/release` or
 //! `target/<triple>/release` from `cargo static`), `--rounds N`,
@@ -60,18 +70,87 @@ fn options() -> Options {
     o
 }
 
+/// The environment of every measured command: what a login shell or cron
+/// gives a program, and the state directory. Nothing from cargo.
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+static HOME: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// A command for `argv` in the fixed environment, with the state directory
+/// (and any other variables) of `env`.
+fn plain_command(argv: &[String], env: &[(&str, &Path)]) -> Command {
+    let mut cmd = Command::new(resolve(&argv[0]));
+    cmd.args(&argv[1..])
+        .env_clear()
+        .env("PATH", PATH)
+        .env("HOME", HOME.get().expect("HOME set in main"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// `program` as the fixed `PATH` finds it (not the harness's own `PATH`).
+fn resolve(program: &str) -> PathBuf {
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    PATH.split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} is not on {PATH}"))
+}
+
+/// Stops the benchmark if a measured command would see anything but the
+/// fixed environment: `LD_LIBRARY_PATH` (which `cargo bench` sets) slows
+/// every dynamically linked program and would make a static cbreak look
+/// faster than it is to a user.
+fn check_environment(env: &[(&str, &Path)]) {
+    let out = plain_command(&words(&["env"]), env)
+        .output()
+        .expect("run env(1)");
+    assert!(out.status.success(), "env(1) failed");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    let mut names: Vec<&str> = seen.lines().filter_map(|l| l.split('=').next()).collect();
+    names.sort_unstable();
+    let leaked: Vec<&&str> = names
+        .iter()
+        .filter(|n| n.starts_with("LD_") || n.starts_with("CARGO") || n.starts_with("RUST"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "measured commands would see {leaked:?}: the benchmark must run them in a plain environment"
+    );
+    let mut expected: Vec<&str> = vec!["HOME", "PATH"];
+    expected.extend(env.iter().map(|(k, _)| *k));
+    expected.sort_unstable();
+    assert_eq!(names, expected, "environment of measured commands");
+}
+
+/// Whether the ELF file at `path` asks for a program interpreter (the
+/// dynamic loader), that is, whether it is dynamically linked.
+fn has_interpreter(path: &str) -> bool {
+    let elf = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        elf.starts_with(b"\x7fELF") && elf[4] == 2,
+        "{path}: not a 64-bit ELF file"
+    );
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[32..40].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(54), u16_at(56));
+    (0..phnum).any(|i| {
+        let at = phoff + i * phentsize;
+        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3 // PT_INTERP
+    })
+}
+
 /// One run: wall time and peak RSS (KiB), from wait4(2).
 // The child is reaped by wait4 itself (for its rusage), not by std.
 #[allow(clippy::zombie_processes)]
 fn measure(argv: &[String], env: &[(&str, &Path)]) -> (Duration, i64) {
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(Stdio::null())
+    let mut cmd = plain_command(argv, env);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
     let start = Instant::now();
     let child = cmd.spawn().unwrap_or_else(|e| panic!("{argv:?}: {e}"));
     let mut status = 0;
@@ -106,6 +185,8 @@ struct Comparison {
     b_median_ms: f64,
     b_p90_ms: f64,
     ratio: f64,
+    ratio_p25: f64,
+    ratio_p75: f64,
     a_rss_kib: i64,
     b_rss_kib: i64,
 }
@@ -120,8 +201,13 @@ fn compare(
     let warm = (rounds / 10).max(5);
     let (mut sa, mut sb) = (Side::default(), Side::default());
     for i in 0..warm + rounds {
-        let (ta, ra) = measure(a, env);
-        let (tb, rb) = measure(b, env);
+        let ((ta, ra), (tb, rb)) = if i % 2 == 0 {
+            let first = measure(a, env);
+            (first, measure(b, env))
+        } else {
+            let first = measure(b, env);
+            (measure(a, env), first)
+        };
         if i >= warm {
             sa.times.push(ta.as_secs_f64() * 1e3);
             sb.times.push(tb.as_secs_f64() * 1e3);
@@ -143,12 +229,21 @@ fn compare(
         b_median_ms: percentile(&sb.times, 0.5),
         b_p90_ms: percentile(&sb.times, 0.9),
         ratio: percentile(&ratios, 0.5),
+        ratio_p25: percentile(&ratios, 0.25),
+        ratio_p75: percentile(&ratios, 0.75),
         a_rss_kib: median_rss(&mut sa.rss),
         b_rss_kib: median_rss(&mut sb.rss),
     };
     println!(
-        "{:<34} {:>7.3} ms (p90 {:>6.3})  vs {:>7.3} ms (p90 {:>6.3})  ratio {:>5.3}",
-        c.name, c.a_median_ms, c.a_p90_ms, c.b_median_ms, c.b_p90_ms, c.ratio
+        "{:<34} {:>7.3} ms (p90 {:>6.3})  vs {:>7.3} ms (p90 {:>6.3})  ratio {:>5.3} (p25-p75 {:.3}-{:.3})",
+        c.name,
+        c.a_median_ms,
+        c.a_p90_ms,
+        c.b_median_ms,
+        c.b_p90_ms,
+        c.ratio,
+        c.ratio_p25,
+        c.ratio_p75
     );
     c
 }
@@ -161,11 +256,12 @@ fn words(s: &[&str]) -> Vec<String> {
 fn populate(dir: &Path, n: usize, cbreak: &str) {
     std::fs::create_dir_all(dir).unwrap();
     let seed = dir.join("seed-0");
-    let ok = Command::new(cbreak)
-        .args(["run", "-n", "seed-0", "--", "true"])
-        .env("CBREAK_STATE_DIR", dir)
-        .status()
-        .unwrap();
+    let ok = plain_command(
+        &words(&[cbreak, "run", "-n", "seed-0", "--", "true"]),
+        &[("CBREAK_STATE_DIR", dir)],
+    )
+    .status()
+    .unwrap();
     assert!(ok.success());
     for i in 1..n {
         std::fs::copy(&seed, dir.join(format!("seed-{i}"))).unwrap();
@@ -174,9 +270,7 @@ fn populate(dir: &Path, n: usize, cbreak: &str) {
 
 fn time_once(argv: &[&str], dir: &Path) -> f64 {
     let start = Instant::now();
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .env("CBREAK_STATE_DIR", dir)
+    let out = plain_command(&words(argv), &[("CBREAK_STATE_DIR", dir)])
         .output()
         .unwrap();
     assert!(out.status.success(), "{argv:?}");
@@ -196,6 +290,15 @@ fn main() {
             );
             std::process::exit(2);
         }
+        let dynamic = has_interpreter(p);
+        if dynamic == (o.build == "static") {
+            eprintln!(
+                "{p} is {} linked, but this is the {} build: rebuild it (`cargo static --examples`)",
+                if dynamic { "dynamically" } else { "statically" },
+                o.build
+            );
+            std::process::exit(2);
+        }
     }
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
@@ -203,9 +306,11 @@ fn main() {
     std::fs::write(&lock, b"").unwrap();
     let lock_s = lock.to_string_lossy().into_owned();
     let env: &[(&str, &Path)] = &[("CBREAK_STATE_DIR", &state)];
-    let trip = Command::new(&cbreak)
-        .args(["trip", "--create", "tripped"])
-        .env("CBREAK_STATE_DIR", &state)
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    HOME.set(home).unwrap();
+    check_environment(env);
+    let trip = plain_command(&words(&[&cbreak, "trip", "--create", "tripped"]), env)
         .status()
         .unwrap();
     assert!(trip.success());
@@ -269,6 +374,13 @@ fn main() {
         o.rounds,
     ));
     results.push(compare(
+        "floor: noop / /bin/true",
+        &words(&[&noop]),
+        &words(&["/bin/true"]),
+        env,
+        o.rounds,
+    ));
+    results.push(compare(
         "floor: spawn_floor / flock",
         &words(&[&floor, "/bin/true"]),
         &words(&["flock", &lock_s, "/bin/true"]),
@@ -286,8 +398,14 @@ fn main() {
     let empty_env: &[(&str, &Path)] = &[("CBREAK_STATE_DIR", &empty)];
     let (mut in_crowd, mut alone) = (Vec::new(), Vec::new());
     for i in 0..o.rounds + o.rounds / 10 {
-        let a = measure(&run_b, crowd_env).0.as_secs_f64() * 1e3;
-        let b = measure(&run_b, empty_env).0.as_secs_f64() * 1e3;
+        let (a, b) = if i % 2 == 0 {
+            let a = measure(&run_b, crowd_env).0;
+            (a, measure(&run_b, empty_env).0)
+        } else {
+            let b = measure(&run_b, empty_env).0;
+            (measure(&run_b, crowd_env).0, b)
+        };
+        let (a, b) = (a.as_secs_f64() * 1e3, b.as_secs_f64() * 1e3);
         if i >= o.rounds / 10 {
             in_crowd.push(a);
             alone.push(b);
@@ -374,7 +492,7 @@ fn main() {
                 "name": c.name, "a": c.a, "b": c.b,
                 "a_median_ms": c.a_median_ms, "a_p90_ms": c.a_p90_ms,
                 "b_median_ms": c.b_median_ms, "b_p90_ms": c.b_p90_ms,
-                "median_ratio": c.ratio, "a_peak_rss_kib": c.a_rss_kib, "b_peak_rss_kib": c.b_rss_kib,
+                "median_ratio": c.ratio, "ratio_p25": c.ratio_p25, "ratio_p75": c.ratio_p75, "a_peak_rss_kib": c.a_rss_kib, "b_peak_rss_kib": c.b_rss_kib,
             })).collect::<Vec<_>>(),
             "scale": {"breakers": many, "median_ratio": scale_ratio},
             "listing": listing.iter().map(|(what, n, ms)| serde_json::json!({"command": what, "breakers": n, "median_ms": ms})).collect::<Vec<_>>(),
