@@ -7,15 +7,15 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use cbreak::breaker::{Admission, BreakerState, Call, Outcome, Policy};
 use cbreak::host::{System, now_ms};
-use cbreak::store::Store;
+use cbreak::store::{StateDir, Store};
 
 fn paths(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(dir.path().join("state"), false);
+    let store = StateDir::new(dir.path().join("state"), false);
     let policy = Policy::default();
     let fresh = || BreakerState::new(now_ms(), 1, policy);
     let mut host = System::new();
-    let mut slot = None;
+    let mut closed = store.open("closed");
     let success = Call {
         outcome: Outcome::Success,
         slow: false,
@@ -24,7 +24,7 @@ fn paths(c: &mut Criterion) {
     c.bench_function("closed: admit + record success", |b| {
         b.iter(|| {
             let ticket = store
-                .update(&mut slot, "closed", fresh, |s| {
+                .update(&mut closed, fresh, |s| {
                     match s.admit(&policy, &mut host).0 {
                         Admission::Run(t) => t,
                         Admission::Reject(_) => unreachable!("closed"),
@@ -32,20 +32,18 @@ fn paths(c: &mut Criterion) {
                 })
                 .unwrap();
             store
-                .update(&mut slot, "closed", fresh, |s| {
-                    s.record(ticket, success, &mut host)
-                })
+                .update(&mut closed, fresh, |s| s.record(ticket, success, &mut host))
                 .unwrap();
         })
     });
-    let mut open_slot = None;
+    let mut tripped = store.open("tripped");
     store
-        .update(&mut open_slot, "tripped", fresh, |s| s.trip(None, now_ms()))
+        .update(&mut tripped, fresh, |s| s.trip(None, now_ms()))
         .unwrap();
     c.bench_function("open: rejection", |b| {
         b.iter(|| {
             let rejected = store
-                .update(&mut open_slot, "tripped", fresh, |s| {
+                .update(&mut tripped, fresh, |s| {
                     matches!(s.admit(&policy, &mut host).0, Admission::Reject(_))
                 })
                 .unwrap();

@@ -2,21 +2,21 @@
 //!
 //! Owns the order of work — decide under the lock, unlock, run, record
 //! under the lock, then talk and fire hooks — and the user-facing messages
-//! around it. The decisions are `breaker`'s, the files `store`'s, the
+//! around it. The decisions are `breaker`'s, the states `store`'s (through
+//! the [`Store`] trait only, once the state directory is opened), the
 //! processes `exec`'s.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::breaker::{Admission, BreakerState, End, Rejection, State, Transition};
-use crate::cli::OnStateError;
-use crate::config::{Action, Config, Hooks, RunConfig, View};
+use crate::breaker::{Admission, BreakerState, End, Millis, Rejection, State, Transition};
+use crate::config::{Action, Config, Hooks, OnStateError, RunConfig, View};
 use crate::exec::{self, SpawnError, Status};
 use crate::exit::Exit;
-use crate::host::{System, now_ms};
+use crate::host::System;
 use crate::output::{self, Style, relative, say, span, warn};
-use crate::store::{Store, StoreError, default_name};
+use crate::store::{StateDir, Store, StoreError, default_name};
 
 /// Where records live: `--state-dir`/`CBREAK_STATE_DIR` (already in
 /// `explicit`), else `$XDG_STATE_HOME/cbreak`, else
@@ -55,7 +55,7 @@ pub fn execute(config: Config) -> Exit {
     let allow_network_fs = config.allow_network_fs;
     let lock_wait = config.lock_wait;
     let store = state_dir(config.state_dir)
-        .map(|dir| Store::new(dir, allow_network_fs).with_lock_wait(lock_wait));
+        .map(|dir| StateDir::new(dir, allow_network_fs).with_lock_wait(lock_wait));
     match config.action {
         Action::Run(run) => return run_command(store, run),
         // Like `run`, `check` fails open: a script built on
@@ -83,19 +83,19 @@ pub fn execute(config: Config) -> Exit {
             duration,
             create,
             hooks,
-        } => update(&store, &name, create, &hooks, |s| {
-            s.trip(duration, now_ms())
+        } => update(&store, &name, create, &hooks, |s, now| {
+            s.trip(duration, now)
         }),
         Action::Reset { name, hooks } => {
-            update(&store, &name, false, &hooks, |s| s.reset(now_ms()))
+            update(&store, &name, false, &hooks, |s, now| s.reset(now))
         }
         Action::Disable {
             name,
             create,
             hooks,
-        } => update(&store, &name, create, &hooks, |s| s.disable(now_ms())),
-        Action::Enable { name, hooks } => update(&store, &name, false, &hooks, |s| {
-            s.enable(now_ms());
+        } => update(&store, &name, create, &hooks, |s, now| s.disable(now)),
+        Action::Enable { name, hooks } => update(&store, &name, false, &hooks, |s, now| {
+            s.enable(now);
             None
         }),
         Action::Record {
@@ -104,7 +104,7 @@ pub fn execute(config: Config) -> Exit {
             quiet,
             policy,
             hooks,
-        } => record(&store, &name, outcome, quiet, &policy, &hooks),
+        } => record_outcome(&store, &name, outcome, quiet, &policy, &hooks),
         Action::List => list(&store),
         Action::Forget { name } => store.forget(&name).map(|()| Exit::Success).map_err(failed),
         Action::Metrics { output } => metrics(&store, output),
@@ -121,7 +121,7 @@ pub fn execute(config: Config) -> Exit {
 
 /// Says what the store did that the user should hear about; never while a
 /// record is locked.
-fn tell(store: &Store) {
+fn tell(store: &impl Store) {
     for event in store.take_events() {
         warn(&event.to_string());
     }
@@ -160,29 +160,27 @@ fn without_state(action: &Action) -> Option<Exit> {
     })
 }
 
-fn fresh_state() -> BreakerState {
-    BreakerState::new(
-        now_ms(),
-        std::process::id(),
-        crate::breaker::Policy::default(),
-    )
+/// The state of a breaker made now by this process, with `policy`.
+fn fresh_state(store: &impl Store, policy: crate::breaker::Policy) -> BreakerState {
+    BreakerState::new(store.now(), std::process::id(), policy)
 }
 
 /// Changes an existing breaker (or, with `create`, one made now) by hand,
 /// and fires the hooks of the transition that makes, once the record is
 /// unlocked. These commands print nothing: the user asked for the change.
 fn update(
-    store: &Store,
+    store: &impl Store,
     name: &str,
     create: bool,
     hooks: &Hooks,
-    f: impl FnOnce(&mut BreakerState) -> Option<Transition>,
+    f: impl Fn(&mut BreakerState, crate::breaker::Millis) -> Option<Transition>,
 ) -> Result<Exit, Failed> {
     if !create {
         must_exist(store, name)?;
     }
+    let fresh = || fresh_state(store, crate::breaker::Policy::default());
     let (transition, state) = store
-        .update(&mut None, name, fresh_state, |s| (f(s), *s))
+        .update_once(name, fresh, |s| (f(s, store.now()), *s))
         .map_err(failed)?;
     if let Some(t) = transition {
         crate::hooks::fire(hooks, name, &t, &state);
@@ -194,8 +192,8 @@ fn update(
 /// it was: `reset`, `enable`, `trip` and `disable` change only a breaker
 /// that exists (a `forget` between this check and the change is the one
 /// way one is made again).
-fn must_exist(store: &Store, name: &str) -> Result<(), Failed> {
-    if std::fs::symlink_metadata(store.path(name)).is_ok() {
+fn must_exist(store: &impl Store, name: &str) -> Result<(), Failed> {
+    if store.exists(name) {
         return Ok(());
     }
     let names = store.names().unwrap_or_default();
@@ -208,7 +206,7 @@ fn must_exist(store: &Store, name: &str) -> Result<(), Failed> {
         Exit::Problem,
         format!(
             "no breaker named '{name}' in {}{hint}; nothing was changed",
-            store.dir().display()
+            store.location()
         ),
     ))
 }
@@ -254,15 +252,10 @@ type Failed = (Exit, String);
 /// A missing or damaged breaker is a finding (exit 1); anything else that
 /// stops cbreak is its own error (exit 125).
 fn failed(e: StoreError) -> Failed {
-    let exit = match e {
-        StoreError::NotFound { .. } | StoreError::Corrupt { .. } | StoreError::Foreign { .. } => {
-            Exit::Problem
-        }
-        StoreError::Newer { .. }
-        | StoreError::Refused { .. }
-        | StoreError::Untrusted { .. }
-        | StoreError::Busy { .. }
-        | StoreError::Io { .. } => Exit::Error,
+    let exit = if e.is_finding() {
+        Exit::Problem
+    } else {
+        Exit::Error
     };
     (exit, e.to_string())
 }
@@ -272,36 +265,42 @@ fn io_failed(what: &str) -> impl FnOnce(std::io::Error) -> Failed + '_ {
 }
 
 /// `cbreak run`.
-fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
+fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
     let name = rc.name.clone().unwrap_or_else(|| default_name(&rc.command));
     let mut host = System::new();
-    let mut slot = None;
     let policy = rc.policy;
-    let fresh = || BreakerState::new(now_ms(), std::process::id(), policy);
     let decided = store.and_then(|store| {
-        let admitted = store.update(&mut slot, &name, fresh, |s| {
-            let (admission, t) = s.admit(&policy, &mut host);
-            (admission, t, *s)
-        });
+        let mut breaker = store.open(&name);
+        let admitted = store.update(
+            &mut breaker,
+            || fresh_state(&store, policy),
+            |s| {
+                let (admission, t) = s.admit(&policy, &mut host);
+                (admission, t, *s)
+            },
+        );
         // What the store did on the way (a corrupt record kept aside) is
         // told even when it then failed (a full disk).
         tell(&store);
-        admitted.map(|d| (store, d)).map_err(|e| e.to_string())
+        admitted
+            .map(|d| (store, breaker, d))
+            .map_err(|e| e.to_string())
     });
-    let (store, (admission, transition, state)) = match decided {
+    let (store, mut breaker, (admission, transition, state)) = match decided {
         Ok(d) => d,
         Err(msg) => return state_error(&rc, &name, &msg),
     };
     let hooks_ran = announce(&rc.hooks, rc.quiet, &name, transition, &state);
     let ticket = match admission {
         Admission::Run(ticket) => ticket,
-        Admission::Reject(rejection) => return skip(&rc, &name, rejection, &state),
+        Admission::Reject(rejection) => return skip(&rc, &name, rejection, &state, store.now()),
     };
+    let fresh = || fresh_state(&store, policy);
     if ticket.probe && hooks_ran {
         // The hooks took time out of the probe's lease: start it again now,
         // so that no hook, however slow, lets a second probe through.
-        if let Err(e) = store.update(&mut slot, &name, fresh, |s| {
-            s.renew_lease(ticket, now_ms());
+        if let Err(e) = store.update(&mut breaker, fresh, |s| {
+            s.renew_lease(ticket, store.now());
         }) {
             warn(&format!("the probe's lease was not renewed: {e}"));
         }
@@ -310,7 +309,7 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
         Ok(f) => f,
         Err(exit) => {
             // Not the guarded call failing: give back the probe slot, if any.
-            let _ = store.update(&mut slot, &name, fresh, |s| s.release(ticket));
+            let _ = store.update(&mut breaker, fresh, |s| s.release(ticket));
             return exit;
         }
     };
@@ -328,12 +327,12 @@ fn run_command(store: Result<Store, String>, rc: RunConfig) -> Exit {
             span(policy.timeout.unwrap_or(0))
         ));
     }
-    let recorded = store.update(&mut slot, &name, fresh, |s| {
+    let recorded = store.update(&mut breaker, fresh, |s| {
         let t = s.record(ticket, call, &mut host);
         (t, *s)
     });
-    // Closing the record gives back the probe lock, if the store kept it.
-    drop(slot);
+    // Dropping the handle gives back the probe lock, if the store kept it.
+    drop(breaker);
     tell(&store);
     match recorded {
         Ok((t, state)) => {
@@ -429,10 +428,13 @@ fn announce(
         match t.to {
             State::Open => say(&format!(
                 "breaker '{name}' opened: {}; skipping runs for {}",
-                t.reason.describe(),
+                crate::output::reason(t.reason),
                 span(s.next_probe_at.saturating_sub(t.at))
             )),
-            State::Closed => say(&format!("breaker '{name}' closed: {}", t.reason.describe())),
+            State::Closed => say(&format!(
+                "breaker '{name}' closed: {}",
+                crate::output::reason(t.reason)
+            )),
             State::HalfOpen | State::ForcedOpen => {}
         }
     }
@@ -441,14 +443,14 @@ fn announce(
 }
 
 /// The call is not run: say why, then the fallback or the open exit code.
-fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
+fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState, now: Millis) -> Exit {
     if !rc.quiet && !rc.quiet_skips {
         let why = s
             .history
             .oldest_first()
             .last()
             .filter(|t| t.to != State::Closed)
-            .map(|t| format!(" ({})", t.reason.describe()))
+            .map(|t| format!(" ({})", crate::output::reason(t.reason)))
             .unwrap_or_default();
         let msg = match r.state {
             State::ForcedOpen => {
@@ -459,7 +461,7 @@ fn skip(rc: &RunConfig, name: &str, r: Rejection, s: &BreakerState) -> Exit {
             }
             _ => format!(
                 "breaker '{name}' is open{why}; next probe {}",
-                relative(r.next_probe_at.unwrap_or(0), now_ms())
+                relative(r.next_probe_at.unwrap_or(0), now)
             ),
         };
         say(&format!("skipped '{}': {msg}", program(&rc.command)));
@@ -473,7 +475,7 @@ fn fallback(rc: &RunConfig) -> Exit {
     match &rc.fallback {
         None => Exit::Skipped(rc.open_exit_code),
         Some(cmd) => {
-            let argv: [OsString; 3] = [OsStr::new("sh").into(), "-c".into(), cmd.into()];
+            let argv = exec::shell(cmd);
             let spec = exec::Spec {
                 argv: &argv,
                 timeout: None,
@@ -495,8 +497,8 @@ fn fallback(rc: &RunConfig) -> Exit {
     }
 }
 
-fn status(store: &Store, name: Option<&str>, view: View) -> Result<Exit, Failed> {
-    let now = now_ms();
+fn status(store: &impl Store, name: Option<&str>, view: View) -> Result<Exit, Failed> {
+    let now = store.now();
     let style = Style::detect(view.color, view.ascii);
     if let Some(name) = name {
         let s = store.read(name).map_err(failed)?;
@@ -516,7 +518,7 @@ fn status(store: &Store, name: Option<&str>, view: View) -> Result<Exit, Failed>
             .collect();
         json_line(&all)
     } else if breakers.is_empty() {
-        format!("no breakers in {}\n", store.dir().display())
+        format!("no breakers in {}\n", store.location())
     } else {
         output::table(&breakers, now, style)
     };
@@ -532,7 +534,7 @@ fn json_line(v: &impl serde::Serialize) -> String {
 
 /// Every readable breaker; a record that cannot be read is reported and
 /// left out (and makes the second value false).
-fn read_all(store: &Store) -> Result<(Vec<(String, BreakerState)>, bool), Failed> {
+fn read_all(store: &impl Store) -> Result<(Vec<(String, BreakerState)>, bool), Failed> {
     store.readable().map_err(failed)?;
     let names = store.names().map_err(failed)?;
     let mut ok = true;
@@ -554,7 +556,7 @@ fn read_all(store: &Store) -> Result<(Vec<(String, BreakerState)>, bool), Failed
 /// `cbreak check`: reads, never moves or changes anything. A state that
 /// cannot be used is handled as `run` handles it.
 fn check(
-    store: Result<Store, String>,
+    store: Result<impl Store, String>,
     name: &str,
     policy: &crate::breaker::Policy,
     on_state_error: OnStateError,
@@ -590,8 +592,9 @@ fn check(
     }
 }
 
-fn record(
-    store: &Store,
+/// `cbreak record`.
+fn record_outcome(
+    store: &impl Store,
     name: &str,
     outcome: crate::breaker::Outcome,
     quiet: bool,
@@ -604,11 +607,9 @@ fn record(
         slow: false,
         timed_out: false,
     };
-    let fresh = || BreakerState::new(now_ms(), std::process::id(), *policy);
+    let fresh = || fresh_state(store, *policy);
     let made = store
-        .update(&mut None, name, fresh, |s| {
-            s.record_external(policy, call, &mut host)
-        })
+        .update_once(name, fresh, |s| s.record_external(policy, call, &mut host))
         .map_err(failed)?;
     tell(store);
     // Each hook sees the state its own transition left.
@@ -618,7 +619,7 @@ fn record(
     Ok(Exit::Success)
 }
 
-fn list(store: &Store) -> Result<Exit, Failed> {
+fn list(store: &impl Store) -> Result<Exit, Failed> {
     store.readable().map_err(failed)?;
     let names = store.names().map_err(failed)?;
     let mut text = names.join("\n");
@@ -629,7 +630,7 @@ fn list(store: &Store) -> Result<Exit, Failed> {
     Ok(Exit::Success)
 }
 
-fn metrics(store: &Store, path: Option<PathBuf>) -> Result<Exit, Failed> {
+fn metrics(store: &impl Store, path: Option<PathBuf>) -> Result<Exit, Failed> {
     let (breakers, ok) = read_all(store)?;
     let text = crate::metrics::render(&breakers);
     match path {

@@ -596,6 +596,12 @@ fn restore(saved: &Saved) {
     }
 }
 
+/// The argument vector that runs `cmd` with `sh -c`: hooks and
+/// `--fallback` are shell command lines.
+pub fn shell(cmd: &str) -> [OsString; 3] {
+    ["sh".into(), "-c".into(), cmd.into()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

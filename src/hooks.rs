@@ -7,7 +7,6 @@
 //! record's lock is released, exactly once per transition, in the process
 //! that made it; their stdout goes to cbreak's stderr.
 
-use std::ffi::OsString;
 use std::time::Duration;
 
 use crate::breaker::{BreakerState, State, Transition};
@@ -47,7 +46,7 @@ pub fn environment(name: &str, t: &Transition, s: &BreakerState) -> Vec<(&'stati
             "CBREAK_NEXT_PROBE_AT",
             s.next_probe().map(rfc3339).unwrap_or_default(),
         ),
-        ("CBREAK_REASON", t.reason.describe()),
+        ("CBREAK_REASON", crate::output::reason(t.reason)),
     ]
 }
 
@@ -59,7 +58,7 @@ pub fn fire(hooks: &Hooks, name: &str, t: &Transition, s: &BreakerState) {
     }
     let env = environment(name, t, s);
     for (flag, cmd) in chosen {
-        let argv: [OsString; 3] = ["sh".into(), "-c".into(), cmd.into()];
+        let argv = crate::exec::shell(cmd);
         let spec = exec::Spec {
             argv: &argv,
             timeout: Some(Duration::from_millis(hooks.timeout.max(1))),
@@ -116,6 +115,9 @@ mod tests {
         assert_eq!(get("CBREAK_STATE"), "open");
         assert_eq!(get("CBREAK_PREVIOUS_STATE"), "closed");
         assert_eq!(get("CBREAK_NEXT_PROBE_AT"), "1970-01-01T00:00:31.000Z");
-        assert_eq!(get("CBREAK_REASON"), Reason::TrippedFor(30_000).describe());
+        assert_eq!(
+            get("CBREAK_REASON"),
+            crate::output::reason(Reason::TrippedFor(30_000))
+        );
     }
 }

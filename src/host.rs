@@ -233,7 +233,7 @@ fn identity() -> u64 {
             let mut bytes = boot.trim().as_bytes().to_vec();
             bytes.push(0);
             bytes.extend_from_slice(ns.as_os_str().as_encoded_bytes());
-            crate::store::fnv1a(&bytes).max(1)
+            crate::util::fnv1a(&bytes).max(1)
         }
         _ => 0,
     }

@@ -30,19 +30,25 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The binary is a thin shell around [`run`]. The modules, one concept each:
+//! The binary is a thin shell around [`run`]. The modules, one concept each
+//! (ARCHITECTURE.md has the map, the direction of dependencies, and where a
+//! new option, policy, store or output goes):
 //!
-//! - [`cli`] and [`config`]: the command line, parsed once into plain values
-//!   (and the completion scripts and man pages made from its definition);
-//! - [`breaker`] (with [`window`] and [`history`]): the pure state machine
-//!   and its policies, time injected, no I/O;
-//! - [`record`]: one breaker's file — layout, mapping, locking, validation;
-//!   [`fault`] turns a fault on its mapped pages into an error;
-//! - [`store`]: the state directory — names, listing, corrupt records;
+//! - [`cli`]: the command line's definition (clap, and only here), with
+//!   `run`'s options declared once and a lean parser for `run`; [`config`]
+//!   turns it into plain values once; [`value`] parses single values for
+//!   both;
+//! - [`breaker`] (with [`window`]): the pure state machine, its policies
+//!   and its history, time injected, no I/O;
+//! - [`record`]: one breaker's file — its codec (no I/O), mapping, locking,
+//!   validation; [`fault`] turns a fault on its mapped pages into an error;
+//! - [`store`]: where states are kept — the [`store::Store`] interface,
+//!   breaker names, and the state directory behind it;
 //! - [`exec`]: spawning, signals, timeouts, exit statuses;
 //! - [`host`]: the clock and process identity behind the machine;
 //! - [`output`], [`metrics`], [`hooks`]: what cbreak tells people and tools;
 //! - [`app`]: what each subcommand does; [`exit`]: how cbreak ends;
+//! - [`util`]: small helpers that depend on nothing else here;
 //! - `api`: the library API, [`Breaker`] and its types.
 
 mod api;
@@ -53,13 +59,14 @@ pub mod config;
 pub mod exec;
 pub mod exit;
 pub mod fault;
-pub mod history;
 pub mod hooks;
 pub mod host;
 pub mod metrics;
 pub mod output;
 pub mod record;
 pub mod store;
+pub mod util;
+pub mod value;
 pub mod window;
 
 use std::ffi::OsString;
@@ -75,27 +82,21 @@ use crate::exit::Exit;
 /// use itself.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Exit {
     let args: Vec<OsString> = args.into_iter().collect();
-    let cli = match cli::parse(args.iter().cloned()) {
+    let cli = match cli::parse_or_explain(&args) {
         Ok(cli) => cli,
-        Err(e) => return usage_error(&e, &args),
+        Err(cli::usage::Usage::Print(text)) => {
+            let _ = output::print(&text);
+            return Exit::Success;
+        }
+        Err(cli::usage::Usage::Error(line)) => {
+            output::say(&line);
+            return Exit::Error;
+        }
     };
     match config::Config::from_cli(cli) {
         Ok(config) => app::execute(config),
         Err(msg) => {
             output::say(&cli::usage::name_variables(&msg, &args));
-            Exit::Error
-        }
-    }
-}
-
-fn usage_error(e: &clap::Error, args: &[OsString]) -> Exit {
-    match cli::usage::explain(e, args) {
-        cli::usage::Usage::Print(text) => {
-            let _ = output::print(&text);
-            Exit::Success
-        }
-        cli::usage::Usage::Error(line) => {
-            output::say(&line);
             Exit::Error
         }
     }

@@ -10,10 +10,19 @@ use std::path::Path;
 
 use crate::breaker::{BreakerState, Millis, Mode, State};
 
+/// One metric family, and how to read its samples from a state: each
+/// family names its own values, so a new family cannot print another's.
 struct Family {
     name: &'static str,
     kind: &'static str,
     help: &'static str,
+    /// (extra labels, value) for each sample of one breaker.
+    samples: fn(&BreakerState) -> Vec<(String, String)>,
+}
+
+/// The one sample of a family without labels of its own.
+fn one(value: String) -> Vec<(String, String)> {
+    vec![(String::new(), value)]
 }
 
 const FAMILIES: [Family; 14] = [
@@ -21,71 +30,116 @@ const FAMILIES: [Family; 14] = [
         name: "cbreak_state",
         kind: "gauge",
         help: "1 for the breaker's current state, 0 for the others.",
+        samples: |s| {
+            State::ALL
+                .iter()
+                .map(|&st| {
+                    (
+                        format!(",state=\"{}\"", st.as_str()),
+                        u8::from(s.state == st).to_string(),
+                    )
+                })
+                .collect()
+        },
     },
     Family {
         name: "cbreak_consecutive_failures",
         kind: "gauge",
         help: "Failures in a row.",
+        samples: |s| one(s.consecutive_failures.to_string()),
     },
     Family {
         name: "cbreak_calls_total",
         kind: "counter",
         help: "Calls whose outcome was recorded, by outcome.",
+        samples: |s| {
+            let c = &s.counters;
+            [
+                ("success", c.successes),
+                ("failure", c.failures),
+                ("ignored", c.ignored),
+                ("cancelled", c.cancelled),
+            ]
+            .iter()
+            .map(|(outcome, v)| (format!(",outcome=\"{outcome}\""), v.to_string()))
+            .collect()
+        },
     },
     Family {
         name: "cbreak_rejected_total",
         kind: "counter",
         help: "Runs skipped because the breaker was open.",
+        samples: |s| one(s.counters.rejected.to_string()),
     },
     Family {
         name: "cbreak_slow_calls_total",
         kind: "counter",
         help: "Successful calls counted as failures for being slow.",
+        samples: |s| one(s.counters.slow.to_string()),
     },
     Family {
         name: "cbreak_timeouts_total",
         kind: "counter",
         help: "Calls killed at their timeout.",
+        samples: |s| one(s.counters.timeouts.to_string()),
     },
     Family {
         name: "cbreak_opened_timestamp_seconds",
         kind: "gauge",
         help: "When the breaker last opened (Unix time); 0 when closed.",
+        samples: |s| one(seconds(s.opened())),
     },
     Family {
         name: "cbreak_next_probe_timestamp_seconds",
         kind: "gauge",
         help: "When the next probe may run (Unix time); 0 when not open.",
+        samples: |s| one(seconds(s.next_probe())),
     },
     Family {
         name: "cbreak_transitions_total",
         kind: "counter",
         help: "Transitions into each state.",
+        samples: |s| {
+            State::ALL
+                .iter()
+                .map(|&st| {
+                    (
+                        format!(",to=\"{}\"", st.as_str()),
+                        s.transitions[st.index()].to_string(),
+                    )
+                })
+                .collect()
+        },
     },
     Family {
         name: "cbreak_disabled",
         kind: "gauge",
         help: "1 when the breaker is disabled (metrics only: every call runs, it never opens), else 0.",
+        samples: |s| one(u8::from(s.mode == Mode::Disabled).to_string()),
     },
     Family {
         name: "cbreak_recovery_period_seconds",
         kind: "gauge",
         help: "The current open period: the configured recovery, grown by backoff after failed probes.",
+        samples: |s| one(seconds(Some(s.recovery))),
     },
     Family {
         name: "cbreak_last_success_timestamp_seconds",
         kind: "gauge",
         help: "When a call last succeeded (Unix time); 0 when none has.",
+        samples: |s| one(seconds(Some(s.last_success_at))),
     },
     Family {
         name: "cbreak_last_failure_timestamp_seconds",
         kind: "gauge",
         help: "When a call last failed (Unix time); 0 when none has.",
+        samples: |s| one(seconds(Some(s.last_failure_at))),
     },
     Family {
         name: "cbreak_threshold",
         kind: "gauge",
         help: "Consecutive failures that open the breaker (policy last used).",
+        samples: |s| one(s.policy.threshold.to_string()),
     },
 ];
 
@@ -110,59 +164,8 @@ pub fn render(breakers: &[(String, BreakerState)]) -> String {
         let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
         for (name, s) in breakers {
             let n = label(name);
-            let c = &s.counters;
-            let mut line = |labels: String, value: String| {
+            for (labels, value) in (f.samples)(s) {
                 let _ = writeln!(out, "{}{{name=\"{n}\"{labels}}} {value}", f.name);
-            };
-            match f.name {
-                "cbreak_state" => {
-                    for st in State::ALL {
-                        line(
-                            format!(",state=\"{}\"", st.as_str()),
-                            u8::from(s.state == st).to_string(),
-                        );
-                    }
-                }
-                "cbreak_consecutive_failures" => {
-                    line(String::new(), s.consecutive_failures.to_string())
-                }
-                "cbreak_calls_total" => {
-                    for (outcome, v) in [
-                        ("success", c.successes),
-                        ("failure", c.failures),
-                        ("ignored", c.ignored),
-                        ("cancelled", c.cancelled),
-                    ] {
-                        line(format!(",outcome=\"{outcome}\""), v.to_string());
-                    }
-                }
-                "cbreak_rejected_total" => line(String::new(), c.rejected.to_string()),
-                "cbreak_slow_calls_total" => line(String::new(), c.slow.to_string()),
-                "cbreak_timeouts_total" => line(String::new(), c.timeouts.to_string()),
-                "cbreak_opened_timestamp_seconds" => line(String::new(), seconds(s.opened())),
-                "cbreak_next_probe_timestamp_seconds" => {
-                    line(String::new(), seconds(s.next_probe()))
-                }
-                "cbreak_disabled" => line(
-                    String::new(),
-                    u8::from(s.mode == Mode::Disabled).to_string(),
-                ),
-                "cbreak_recovery_period_seconds" => line(String::new(), seconds(Some(s.recovery))),
-                "cbreak_last_success_timestamp_seconds" => {
-                    line(String::new(), seconds(Some(s.last_success_at)))
-                }
-                "cbreak_last_failure_timestamp_seconds" => {
-                    line(String::new(), seconds(Some(s.last_failure_at)))
-                }
-                "cbreak_transitions_total" => {
-                    for st in State::ALL {
-                        line(
-                            format!(",to=\"{}\"", st.as_str()),
-                            s.transitions[st.index()].to_string(),
-                        );
-                    }
-                }
-                _ => line(String::new(), s.policy.threshold.to_string()),
             }
         }
     }

@@ -10,7 +10,7 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
-use crate::breaker::{Backoff, BreakerState, Millis, Mode, State, Window};
+use crate::breaker::{Backoff, BreakerState, Millis, Mode, Reason, State, Window};
 
 /// Writes `text` to stdout. A closed pipe (`cbreak list | head -1`) is not
 /// an error: the reader has what it wanted.
@@ -360,7 +360,7 @@ pub fn detail(name: &str, s: &BreakerState, now: Millis, style: Style) -> String
                 "    {ago:<width$}  {:<11} {arrow} {}  {}\n",
                 t.from.as_str(),
                 paint(t.to, &to, style),
-                t.reason.describe()
+                reason(t.reason)
             ));
         }
     }
@@ -515,19 +515,37 @@ pub fn json<'a>(name: &'a str, s: &BreakerState, now: Millis) -> Json<'a> {
                 at: rfc3339(t.at),
                 from: t.from.as_str(),
                 to: t.to.as_str(),
-                reason: t.reason.describe(),
+                reason: reason(t.reason),
                 consecutive_failures: t.consecutive_failures,
             })
             .collect(),
         transitions_total: JsonTotals {
-            closed: s.transitions[0],
-            open: s.transitions[1],
-            half_open: s.transitions[2],
-            forced_open: s.transitions[3],
+            closed: s.transitions[State::Closed.index()],
+            open: s.transitions[State::Open.index()],
+            half_open: s.transitions[State::HalfOpen.index()],
+            forced_open: s.transitions[State::ForcedOpen.index()],
         },
         updated_at: (s.updated_at > 0).then(|| rfc3339(s.updated_at)),
         last_success_at: (s.last_success_at > 0).then(|| rfc3339(s.last_success_at)),
         last_failure_at: (s.last_failure_at > 0).then(|| rfc3339(s.last_failure_at)),
+    }
+}
+
+/// A transition's reason, for people and hooks: "3 consecutive failures".
+pub fn reason(r: Reason) -> String {
+    match r {
+        Reason::ConsecutiveFailures(1) => "1 failure".to_string(),
+        Reason::ConsecutiveFailures(n) => format!("{n} consecutive failures"),
+        Reason::FailureRate { percent, calls } => {
+            format!("failure rate {percent}% over {calls} calls")
+        }
+        Reason::RecoveryElapsed => "recovery period elapsed".to_string(),
+        Reason::ProbeSucceeded => "probe succeeded".to_string(),
+        Reason::ProbeFailed => "probe failed".to_string(),
+        Reason::Tripped => "tripped by hand".to_string(),
+        Reason::TrippedFor(ms) => format!("tripped by hand for {}", span(ms)),
+        Reason::Reset => "reset".to_string(),
+        Reason::Disabled => "disabled".to_string(),
     }
 }
 

@@ -4,6 +4,7 @@
 mod util;
 
 mod api;
+mod architecture;
 mod chaos;
 mod colour;
 mod completions;

@@ -443,8 +443,8 @@ impl Builder {
                 .map(PathBuf::from)
         });
         let dir = crate::app::state_dir(explicit).map_err(Error::config)?;
-        let store =
-            crate::store::Store::new(dir, self.allow_network_fs).with_lock_wait(self.lock_timeout);
+        let store = crate::store::StateDir::new(dir, self.allow_network_fs)
+            .with_lock_wait(self.lock_timeout);
         let sink = self
             .on_warning
             .unwrap_or_else(|| Arc::new(|line: &str| crate::output::warn(line)) as WarningSink);
@@ -456,7 +456,7 @@ impl Builder {
 
     /// The machine's policy, checked by `config`'s own checks.
     fn policy(&self) -> Result<crate::breaker::Policy, String> {
-        use crate::config::{parse_factor, parse_percent, parse_window};
+        use crate::value::{parse_factor, parse_percent, parse_window};
         let named = |method: &'static str| move |e: String| format!("{method}: {e}");
         let ms = |d: Duration| -> Millis { u64::try_from(d.as_millis()).unwrap_or(u64::MAX) };
         let failure_rate = self

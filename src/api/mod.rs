@@ -16,10 +16,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::breaker::{Admission, BreakerState, Call, End, Millis, Outcome, Policy, Ticket};
+use crate::breaker::{Admission, BreakerState, Call, End, Host, Millis, Outcome, Policy, Ticket};
 use crate::host::{System, now_ms};
-use crate::record::Record;
-use crate::store::{Store, StoreError};
+use crate::store::{DirHandle, StateDir, Store, StoreError};
 
 pub use builder::{Backoff, Builder};
 
@@ -77,10 +76,11 @@ struct Shared {
 }
 
 struct Inner {
-    store: Store,
-    /// The open record: opened and mapped once, and the holder of the
-    /// kernel's probe lock while a permit of this breaker holds the probe.
-    slot: Option<Record>,
+    store: StateDir,
+    /// The breaker in the store: its record, opened and mapped once, and
+    /// the holder of the kernel's probe lock while a permit of this
+    /// breaker holds the probe.
+    handle: DirHandle,
     host: System,
 }
 
@@ -96,10 +96,11 @@ impl Shared {
     fn open(
         name: String,
         policy: Policy,
-        store: Store,
+        store: StateDir,
         fail_open: bool,
         warn: WarningSink,
     ) -> Result<Shared, Error> {
+        let handle = store.open(&name);
         let shared = Shared {
             name,
             policy,
@@ -107,7 +108,7 @@ impl Shared {
             warn,
             inner: Mutex::new(Inner {
                 store,
-                slot: None,
+                handle,
                 host: System::new(),
             }),
         };
@@ -123,16 +124,23 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Read-modify-write of the state under the record's lock.
+    /// Read-modify-write of the state under exclusion (see
+    /// [`Store::update`]: `f` may run more than once, on a fresh state
+    /// each time).
     fn update<T>(
         &self,
-        f: impl FnOnce(&mut BreakerState, &mut System) -> T,
+        mut f: impl FnMut(&mut BreakerState, &mut System) -> T,
     ) -> Result<T, StoreError> {
         let mut inner = self.lock();
-        let Inner { store, slot, host } = &mut *inner;
+        let Inner {
+            store,
+            handle,
+            host,
+        } = &mut *inner;
         let policy = self.policy;
-        let fresh = || BreakerState::new(now_ms(), std::process::id(), policy);
-        let result = store.update(slot, &self.name, fresh, |s| f(s, host));
+        let now = store.now();
+        let fresh = || BreakerState::new(now, std::process::id(), policy);
+        let result = store.update(handle, fresh, |s| f(s, host));
         let events = store.take_events();
         drop(inner);
         for event in events {
@@ -215,7 +223,7 @@ impl Breaker {
                         .oldest_first()
                         .last()
                         .filter(|t| t.to != crate::breaker::State::Closed)
-                        .map(|t| t.reason.describe()),
+                        .map(|t| crate::output::reason(t.reason)),
                 )),
                 Admission::Run(_) => None,
             };
@@ -403,7 +411,7 @@ impl Breaker {
     /// ```
     pub fn reset(&self) -> Result<(), Error> {
         self.shared
-            .update(|s, _| s.reset(now_ms()))
+            .update(|s, host| s.reset(host.now()))
             .map(drop)
             .map_err(Error::state)
     }
@@ -419,7 +427,7 @@ impl Breaker {
     /// ```
     pub fn trip(&self) -> Result<(), Error> {
         self.shared
-            .update(|s, _| s.trip(None, now_ms()))
+            .update(|s, host| s.trip(None, host.now()))
             .map(drop)
             .map_err(Error::state)
     }
@@ -443,7 +451,7 @@ impl Breaker {
             ));
         }
         self.shared
-            .update(|s, _| s.trip(Some(ms), now_ms()))
+            .update(|s, host| s.trip(Some(ms), host.now()))
             .map(drop)
             .map_err(Error::state)
     }

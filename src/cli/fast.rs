@@ -9,101 +9,17 @@
 //! subcommand, help, an unknown, repeated, bundled or hyphen-valued option,
 //! a value its parser rejects, a non-UTF-8 option or variable, an empty
 //! variable. So clap stays the one definition of the command line,
-//! its help and its errors. Tests check the option table against clap's
-//! definition, and that on random command lines this parser, whenever it
+//! its help and its errors. The options are declared once, in `options`;
+//! tests check that table against clap's definition, and that on random command lines this parser, whenever it
 //! answers, answers exactly as clap does.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use super::{BackoffArg, Cli, Command, GlobalArgs, HookArgs, OnStateError, PolicyArgs, RunArgs};
-use crate::config::{
-    parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_signal,
-    parse_window,
-};
-
-/// One option of `run`: how it is written, its default, its variable.
-pub(super) struct Opt {
-    pub long: &'static str,
-    pub short: Option<char>,
-    pub default: Option<&'static str>,
-    pub env: &'static str,
-    /// A flag takes no value.
-    pub flag: bool,
-}
-
-const fn opt(
-    long: &'static str,
-    short: Option<char>,
-    default: Option<&'static str>,
-    env: &'static str,
-) -> Opt {
-    Opt {
-        long,
-        short,
-        default,
-        env,
-        flag: false,
-    }
-}
-
-/// `run`'s options, as `RunArgs`, `PolicyArgs` and `HookArgs` define them
-/// (checked against clap by `option_table_matches_clap`).
-pub(super) const OPTIONS: [Opt; 29] = [
-    opt("name", Some('n'), None, ""),
-    opt("threshold", Some('t'), Some("5"), "CBREAK_THRESHOLD"),
-    opt("recovery", Some('r'), Some("30s"), "CBREAK_RECOVERY"),
-    opt("open-exit-code", None, Some("75"), "CBREAK_OPEN_EXIT_CODE"),
-    opt("on-state-error", None, Some("run"), "CBREAK_ON_STATE_ERROR"),
-    Opt {
-        long: "quiet",
-        short: Some('q'),
-        default: None,
-        env: "CBREAK_QUIET",
-        flag: true,
-    },
-    opt("fallback", None, None, "CBREAK_FALLBACK"),
-    opt("failure-rate", None, None, "CBREAK_FAILURE_RATE"),
-    opt("window", None, None, "CBREAK_WINDOW"),
-    opt("min-calls", None, Some("10"), "CBREAK_MIN_CALLS"),
-    opt("timeout", None, None, "CBREAK_TIMEOUT"),
-    opt("kill-after", None, Some("5s"), "CBREAK_KILL_AFTER"),
-    opt("slow", None, None, "CBREAK_SLOW"),
-    opt("success-codes", None, Some("0"), "CBREAK_SUCCESS_CODES"),
-    opt("ignore-codes", None, None, "CBREAK_IGNORE_CODES"),
-    opt("backoff", None, Some("constant"), "CBREAK_BACKOFF"),
-    opt("backoff-factor", None, Some("2"), "CBREAK_BACKOFF_FACTOR"),
-    opt("max-recovery", None, None, "CBREAK_MAX_RECOVERY"),
-    opt("jitter", None, Some("0"), "CBREAK_JITTER"),
-    opt("probes", None, Some("1"), "CBREAK_PROBES"),
-    opt("on-open", None, None, "CBREAK_ON_OPEN"),
-    opt("on-close", None, None, "CBREAK_ON_CLOSE"),
-    opt("on-half-open", None, None, "CBREAK_ON_HALF_OPEN"),
-    opt("on-change", None, None, "CBREAK_ON_CHANGE"),
-    opt("hook-timeout", None, Some("10s"), "CBREAK_HOOK_TIMEOUT"),
-    opt("signal", Some('s'), Some("TERM"), "CBREAK_SIGNAL"),
-    Opt {
-        long: "foreground",
-        short: None,
-        default: None,
-        env: "CBREAK_FOREGROUND",
-        flag: true,
-    },
-    Opt {
-        long: "preserve-status",
-        short: None,
-        default: None,
-        env: "CBREAK_PRESERVE_STATUS",
-        flag: true,
-    },
-    Opt {
-        long: "quiet-skips",
-        short: None,
-        default: None,
-        env: "CBREAK_QUIET_SKIPS",
-        flag: true,
-    },
-];
+use super::options::OPTIONS;
+use super::{BackoffArg, Cli, Command, GlobalArgs, HookArgs, OnStateErrorArg, PolicyArgs, RunArgs};
+use crate::breaker::CodeSet;
+use crate::value::parse_duration;
 
 /// `Some` when `args` (program name first) is a `cbreak run` this parser
 /// is sure of; `None` means "ask clap".
@@ -172,10 +88,11 @@ pub fn parse(args: &[OsString]) -> Option<Cli> {
     // non-UTF-8 value is clap's to judge.
     let mut from_env: [Option<String>; OPTIONS.len()] = Default::default();
     for (i, o) in OPTIONS.iter().enumerate() {
-        if o.env.is_empty() || values[i].is_some() {
+        if values[i].is_some() {
             continue;
         }
-        if let Some(v) = std::env::var_os(o.env) {
+        let Some(var) = o.env else { continue };
+        if let Some(v) = std::env::var_os(var) {
             if o.flag {
                 if boolish(&v)? {
                     from_env[i] = Some("true".into());
@@ -250,55 +167,13 @@ fn build(
     allow_network_fs: bool,
     command: Vec<OsString>,
 ) -> Option<Cli> {
-    // Given on the command line, else the default.
-    let value = |i: usize| values[i].or(OPTIONS[i].default);
-    let dur = |i: usize| parse_duration(value(i)?).ok();
-    let text = |i: usize| values[i].map(str::to_string);
-    let run = RunArgs {
-        name: optional(values[0], parse_name)?,
-        threshold: digits(value(1)?)?,
-        recovery: dur(2)?,
-        open_exit_code: digits(value(3)?)?,
-        on_state_error: match value(4)? {
-            "run" => OnStateError::Run,
-            "skip" => OnStateError::Skip,
-            "fail" => OnStateError::Fail,
-            _ => return None,
-        },
-        quiet: values[5].is_some(),
-        quiet_skips: values[28].is_some(),
-        fallback: text(6),
-        policy: PolicyArgs {
-            failure_rate: optional(values[7], parse_percent)?,
-            window: optional(values[8], parse_window)?,
-            min_calls: digits(value(9)?)?,
-            timeout: optional(values[10], parse_duration)?,
-            kill_after: dur(11)?,
-            signal: parse_signal(value(25)?).ok()?,
-            foreground: values[26].is_some(),
-            preserve_status: values[27].is_some(),
-            slow: optional(values[12], parse_duration)?,
-            success_codes: parse_codes(value(13)?).ok()?,
-            ignore_codes: optional(values[14], parse_codes)?,
-            backoff: match value(15)? {
-                "constant" => BackoffArg::Constant,
-                "exponential" => BackoffArg::Exponential,
-                _ => return None,
-            },
-            backoff_factor: parse_factor(value(16)?).ok()?,
-            max_recovery: optional(values[17], parse_duration)?,
-            jitter: parse_percent(value(18)?).ok()?,
-            probes: digits(value(19)?)?,
-        },
-        hooks: HookArgs {
-            on_open: text(20),
-            on_close: text(21),
-            on_half_open: text(22),
-            on_change: text(23),
-            hook_timeout: dur(24)?,
-        },
-        command,
-    };
+    let mut run = blank(command);
+    for (o, given) in OPTIONS.iter().zip(values) {
+        // Given (on the command line or by its variable), else the default.
+        if let Some(v) = given.or(o.default) {
+            (o.set)(&mut run, v)?;
+        }
+    }
     Some(Cli {
         global: GlobalArgs {
             state_dir: state_dir
@@ -314,24 +189,45 @@ fn build(
     })
 }
 
-/// An option without a default: `Some(None)` when absent, `None` (decline)
-/// when its parser refuses the value.
-fn optional<T>(
-    value: Option<&str>,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Option<Option<T>> {
-    match value {
-        Some(v) => parse(v).ok().map(Some),
-        None => Some(None),
+/// `run`'s arguments before any option is set: what an absent option
+/// without a default leaves (every option with a default sets its field).
+fn blank(command: Vec<OsString>) -> RunArgs {
+    RunArgs {
+        name: None,
+        threshold: 0,
+        recovery: 0,
+        open_exit_code: 0,
+        on_state_error: OnStateErrorArg::Run,
+        quiet: false,
+        quiet_skips: false,
+        fallback: None,
+        policy: PolicyArgs {
+            failure_rate: None,
+            window: None,
+            min_calls: 0,
+            timeout: None,
+            kill_after: 0,
+            signal: 0,
+            foreground: false,
+            preserve_status: false,
+            slow: None,
+            success_codes: CodeSet::default(),
+            ignore_codes: None,
+            backoff: BackoffArg::Constant,
+            backoff_factor: 0,
+            max_recovery: None,
+            jitter: 0,
+            probes: 0,
+        },
+        hooks: HookArgs {
+            on_open: None,
+            on_close: None,
+            on_half_open: None,
+            on_change: None,
+            hook_timeout: 0,
+        },
+        command,
     }
-}
-
-/// A number written in plain digits; anything else (`+3`, `0x3`) is
-/// clap's to judge.
-fn digits<T: std::str::FromStr>(v: &str) -> Option<T> {
-    v.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| v.parse().ok())?
 }
 
 #[cfg(test)]
@@ -374,10 +270,8 @@ mod tests {
                 o.long
             );
             assert_eq!(
-                a.get_env()
-                    .map(|e| e.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                o.env,
+                a.get_env().map(|e| e.to_string_lossy().into_owned()),
+                o.env.map(String::from),
                 "{}",
                 o.long
             );
@@ -493,6 +387,225 @@ mod tests {
         }
     }
 
+    /// `run`'s argument in clap's definition that `long` names.
+    fn clap_arg(long: &str) -> clap::Arg {
+        Cli::command()
+            .find_subcommand("run")
+            .and_then(|run| {
+                run.get_arguments()
+                    .find(|a| a.get_long() == Some(long))
+                    .cloned()
+            })
+            .unwrap_or_else(|| panic!("--{long} is not in clap's definition"))
+    }
+
+    /// Values to try for an option, drawn from its declaration: its
+    /// default, its possible values, and good and bad values of the kind
+    /// its value name says.
+    fn samples(long: &str) -> Vec<String> {
+        let a = clap_arg(long);
+        let mut v: Vec<String> = a
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        v.extend(
+            a.get_possible_values()
+                .iter()
+                .map(|p| p.get_name().to_string()),
+        );
+        let kind = a
+            .get_value_names()
+            .and_then(|n| n.first())
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default();
+        let more: &[&str] = match kind.as_str() {
+            "N" => &["0", "3", "+3", "x", "99999999999"],
+            "DURATION" => &["250ms", "2m", "7", "soon"],
+            "PCT" => &["50%", "10", "150%"],
+            "N|DURATION" => &["20", "1m", "0"],
+            "LIST" => &["0,2-5", "141", "3-1"],
+            "SIG" => &["INT", "9", "NOPE"],
+            "F" => &["1.5", "3", "1"],
+            "NAME" => &["api", "a/b"],
+            "MODE" | "KIND" => &["bogus"],
+            _ => &["echo hi", "x"],
+        };
+        v.extend(more.iter().map(|s| s.to_string()));
+        v
+    }
+
+    /// Whether the lean parser agrees with clap on `args`: `Some(true)`
+    /// when it answered (and clap took the same), `Some(false)` when it
+    /// declined, `None` (with a message) when they disagree.
+    fn agree(args: &[OsString]) -> Result<bool, String> {
+        let Some(fast) = parse(args) else {
+            return Ok(false);
+        };
+        match Cli::try_parse_from(args) {
+            Ok(clap) if format!("{fast:?}") == format!("{clap:?}") => Ok(true),
+            Ok(clap) => Err(format!("{args:?}:\n fast: {fast:?}\n clap: {clap:?}")),
+            Err(e) => Err(format!(
+                "{args:?}: clap refused what the fast path took: {e}"
+            )),
+        }
+    }
+
+    #[test]
+    fn every_option_in_every_form_agrees_with_clap() {
+        for o in OPTIONS {
+            let mut forms: Vec<Vec<String>> = Vec::new();
+            if o.flag {
+                forms.push(vec![format!("--{}", o.long)]);
+                forms.push(vec![format!("--{}=1", o.long)]);
+                forms.extend(o.short.map(|c| vec![format!("-{c}")]));
+            } else {
+                for v in samples(o.long) {
+                    forms.push(vec![format!("--{}", o.long), v.clone()]);
+                    forms.push(vec![format!("--{}={v}", o.long)]);
+                    forms.extend(o.short.map(|c| vec![format!("-{c}"), v.clone()]));
+                }
+            }
+            let mut answered = 0;
+            for form in forms {
+                let mut args = argv(&["cbreak", "run"]);
+                args.extend(form.iter().map(OsString::from));
+                args.extend(argv(&["--", "true"]));
+                answered += usize::from(agree(&args).unwrap_or_else(|e| panic!("{e}")));
+            }
+            // Each option is read by the fast path, not only declined.
+            assert!(answered > 0, "the fast path never took --{}", o.long);
+        }
+    }
+
+    /// The variables the lean parser reads besides the options' own.
+    const GLOBAL_VARS: [(&str, &[&str]); 3] = [
+        ("CBREAK_STATE_DIR", &["/s", ""]),
+        ("CBREAK_ALLOW_NETWORK_FS", &["1", "no", "bogus"]),
+        ("CBREAK_LOCK_TIMEOUT", &["2s", "soon"]),
+    ];
+
+    /// Runs the environment's test in a process of its own, the one
+    /// place where it may change the environment: the lean parser and clap
+    /// both read the process's variables.
+    #[test]
+    fn the_environment_is_read_as_clap_reads_it() {
+        if std::env::var_os("CBREAK_FAST_ENV_CHILD").is_some() {
+            return environment_child();
+        }
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child.args([
+            "--exact",
+            "cli::fast::tests::the_environment_is_read_as_clap_reads_it",
+            "--test-threads=1",
+            "--nocapture",
+        ]);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("CBREAK_") {
+                child.env_remove(k);
+            }
+        }
+        let out = child.env("CBREAK_FAST_ENV_CHILD", "1").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("environments checked"),
+            "the child ran no test: {text}"
+        );
+    }
+
+    fn set_env(k: &str, v: Option<&str>) {
+        // SAFETY: only `environment_child` calls this, in a process that
+        // runs that one test on one thread (`--exact`, `--test-threads=1`,
+        // see `the_environment_is_read_as_clap_reads_it`): no other thread
+        // reads or writes the environment meanwhile.
+        unsafe {
+            match v {
+                Some(v) => std::env::set_var(k, v),
+                None => std::env::remove_var(k),
+            }
+        }
+    }
+
+    fn environment_child() {
+        let lines: Vec<Vec<OsString>> = {
+            let mut lines = vec![argv(&["cbreak", "run", "--", "true"])];
+            for o in OPTIONS {
+                // The command line wins over the variable.
+                let given = match (o.flag, samples(o.long).first()) {
+                    (true, _) => vec![format!("--{}", o.long)],
+                    (false, Some(v)) => vec![format!("--{}", o.long), v.clone()],
+                    (false, None) => continue,
+                };
+                let mut args = argv(&["cbreak", "run"]);
+                args.extend(given.iter().map(OsString::from));
+                args.extend(argv(&["--", "true"]));
+                lines.push(args);
+            }
+            lines
+        };
+        let mut vars: Vec<(String, Vec<String>)> = GLOBAL_VARS
+            .iter()
+            .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
+            .collect();
+        for o in OPTIONS {
+            let Some(var) = o.env else { continue };
+            let values = if o.flag {
+                [
+                    "1", "true", "yes", "on", "0", "no", "off", "TRUE", "bogus", "",
+                ]
+                .map(String::from)
+                .to_vec()
+            } else {
+                let mut v = samples(o.long);
+                v.push(String::new());
+                v
+            };
+            vars.push((var.to_string(), values));
+        }
+        let mut checked = 0;
+        let mut check = |why: &str| {
+            for args in &lines {
+                if let Err(e) = agree(args) {
+                    panic!("with {why}: {e}");
+                }
+            }
+            checked += 1;
+        };
+        // Each variable alone, with each of its values.
+        for (k, values) in &vars {
+            for v in values {
+                set_env(k, Some(v));
+                check(&format!("{k}={v:?}"));
+            }
+            set_env(k, None);
+        }
+        // Many at once, chosen by a fixed-seed generator.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..300 {
+            let mut set = Vec::new();
+            for (k, values) in &vars {
+                if next() % 4 == 0 {
+                    let v = &values[(next() % values.len() as u64) as usize];
+                    set_env(k, Some(v));
+                    set.push(format!("{k}={v:?}"));
+                }
+            }
+            check(&set.join(" "));
+            for (k, _) in &vars {
+                set_env(k, None);
+            }
+        }
+        println!("{checked} environments checked");
+    }
+
     const POOL: &[&str] = &[
         "run",
         "run",
@@ -585,7 +698,13 @@ mod tests {
     /// Command lines shaped like `run`'s (often valid, often not quite),
     /// and wholly random ones.
     fn command_line() -> impl Strategy<Value = Vec<String>> {
-        let word = proptest::sample::select(POOL).prop_map(String::from);
+        // The fixed words, and every option as the declaration spells it.
+        let mut pool: Vec<String> = POOL.iter().map(|w| w.to_string()).collect();
+        for o in OPTIONS {
+            pool.push(format!("--{}", o.long));
+            pool.extend(o.short.map(|c| format!("-{c}")));
+        }
+        let word = proptest::sample::select(pool.clone());
         let shaped = (
             proptest::collection::vec(
                 proptest::sample::select(&["--state-dir", "/s", "--allow-network-fs"][..]),
@@ -593,25 +712,25 @@ mod tests {
             ),
             proptest::collection::vec(
                 (
-                    proptest::sample::select(POOL),
-                    proptest::sample::select(POOL),
+                    proptest::sample::select(pool.clone()),
+                    proptest::sample::select(pool.clone()),
                 ),
                 0..5,
             ),
             proptest::bool::ANY,
-            proptest::collection::vec(proptest::sample::select(POOL), 0..3),
+            proptest::collection::vec(proptest::sample::select(pool), 0..3),
         )
             .prop_map(|(globals, pairs, dashes, command)| {
                 let mut v: Vec<String> = globals.iter().map(|s| s.to_string()).collect();
                 v.push("run".into());
                 for (a, b) in pairs {
-                    v.push(a.into());
-                    v.push(b.into());
+                    v.push(a);
+                    v.push(b);
                 }
                 if dashes {
                     v.push("--".into());
                 }
-                v.extend(command.iter().map(|s| s.to_string()));
+                v.extend(command);
                 v
             });
         prop_oneof![shaped, proptest::collection::vec(word, 0..10)]

@@ -9,49 +9,57 @@
 //! module: `run`'s lean parser never does.
 
 use clap::{Arg, ValueHint};
-use clap_complete::Shell;
+use clap_complete::Shell as Generator;
 
-use super::ShellArg;
+/// A shell cbreak writes completions for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    PowerShell,
+}
 
 /// Every shell, in the order of the files in `completions/`.
-pub const SHELLS: [ShellArg; 5] = [
-    ShellArg::Bash,
-    ShellArg::Zsh,
-    ShellArg::Fish,
-    ShellArg::Elvish,
-    ShellArg::PowerShell,
+pub const SHELLS: [Shell; 5] = [
+    Shell::Bash,
+    Shell::Zsh,
+    Shell::Fish,
+    Shell::Elvish,
+    Shell::PowerShell,
 ];
 
 /// The file name a shell's script is committed and installed under.
-pub fn completion_file(shell: ShellArg) -> &'static str {
+pub fn completion_file(shell: Shell) -> &'static str {
     match shell {
-        ShellArg::Bash => "cbreak.bash",
-        ShellArg::Zsh => "_cbreak",
-        ShellArg::Fish => "cbreak.fish",
-        ShellArg::Elvish => "cbreak.elv",
-        ShellArg::PowerShell => "_cbreak.ps1",
+        Shell::Bash => "cbreak.bash",
+        Shell::Zsh => "_cbreak",
+        Shell::Fish => "cbreak.fish",
+        Shell::Elvish => "cbreak.elv",
+        Shell::PowerShell => "_cbreak.ps1",
     }
 }
 
 /// The completion script for `shell`.
-pub fn completions(shell: ShellArg) -> String {
+pub fn completions(shell: Shell) -> String {
     let mut cmd = super::command();
     let mut buf = Vec::new();
     let generator = match shell {
-        ShellArg::Bash => Shell::Bash,
-        ShellArg::Zsh => Shell::Zsh,
-        ShellArg::Fish => Shell::Fish,
-        ShellArg::Elvish => Shell::Elvish,
-        ShellArg::PowerShell => Shell::PowerShell,
+        Shell::Bash => Generator::Bash,
+        Shell::Zsh => Generator::Zsh,
+        Shell::Fish => Generator::Fish,
+        Shell::Elvish => Generator::Elvish,
+        Shell::PowerShell => Generator::PowerShell,
     };
     clap_complete::generate(generator, &mut cmd, "cbreak", &mut buf);
     let script = String::from_utf8_lossy(&buf).into_owned();
     let shape = Shape::of(&cmd);
     match shell {
-        ShellArg::Bash => bash(script, &shape),
-        ShellArg::Zsh => zsh(script),
-        ShellArg::Fish => fish(script, &shape),
-        ShellArg::Elvish | ShellArg::PowerShell => script,
+        Shell::Bash => bash(script, &shape),
+        Shell::Zsh => zsh(script),
+        Shell::Fish => fish(script, &shape),
+        Shell::Elvish | Shell::PowerShell => script,
     }
 }
 

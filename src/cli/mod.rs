@@ -1,8 +1,9 @@
 //! The command-line definition: clap's derive structs and their help text.
 //!
 //! Owns what the user types and nothing else. The value parsers live in
-//! `config`, which also turns these structs into the plain configuration the
-//! rest of cbreak uses; no other module sees clap.
+//! `value`; `config` turns these structs into the plain configuration the
+//! rest of cbreak uses; no module outside `cli` sees a clap type.
+//! `run`'s options are declared once, in `options`.
 //!
 //! Its submodules `generate` and `man` make the completion scripts and man
 //! pages from the same definition (`cbreak completions`, `cbreak man`).
@@ -10,6 +11,7 @@
 mod fast;
 pub mod generate;
 pub mod man;
+pub mod options;
 pub mod usage;
 
 use std::ffi::OsString;
@@ -18,8 +20,9 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum, ValueHint};
 
+use self::options as opt;
 use crate::breaker::{CodeSet, Millis, Window};
-use crate::config::{
+use crate::value::{
     parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_signal,
     parse_window,
 };
@@ -105,6 +108,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Erro
             let matches = command().try_get_matches_from(&args)?;
             Cli::from_arg_matches(&matches)
         })
+}
+
+/// Parses the command line, or says what to print instead: help, the
+/// version, or a usage error worded for people (see `usage`).
+pub fn parse_or_explain(args: &[OsString]) -> Result<Cli, usage::Usage> {
+    parse(args.iter().cloned()).map_err(|e| usage::explain(&e, args))
 }
 
 /// The whole definition, as help, errors, man pages and completions show
@@ -198,17 +207,11 @@ pub struct ChangeArgs {
 #[derive(Args, Debug)]
 pub struct RuleArgs {
     /// Consecutive failures that open the breaker (0: no consecutive rule)
-    #[arg(
-        short,
-        long,
-        default_value = "5",
-        env = "CBREAK_THRESHOLD",
-        value_name = "N"
-    )]
+    #[arg(short = opt::THRESHOLD.short, long = opt::THRESHOLD.long, default_value = opt::THRESHOLD.default, env = opt::THRESHOLD.env, value_name = "N")]
     pub threshold: u32,
 
     /// Time open before a probe (30s, 5m, 1h; a bare number is seconds)
-    #[arg(short, long, default_value = "30s", env = "CBREAK_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(short = opt::RECOVERY.short, long = opt::RECOVERY.long, default_value = opt::RECOVERY.default, env = opt::RECOVERY.env, value_parser = parse_duration, value_name = "DURATION")]
     pub recovery: Millis,
 }
 
@@ -220,14 +223,8 @@ pub struct CheckArgs {
 
     /// When the state cannot be used: run (exit 0, as `run` would run the
     /// command), skip (exit 75) or fail (exit 125)
-    #[arg(
-        long,
-        value_enum,
-        default_value = "run",
-        env = "CBREAK_ON_STATE_ERROR",
-        value_name = "MODE"
-    )]
-    pub on_state_error: OnStateError,
+    #[arg(long = opt::ON_STATE_ERROR.long, value_enum, default_value = opt::ON_STATE_ERROR.default, env = opt::ON_STATE_ERROR.env, value_name = "MODE")]
+    pub on_state_error: OnStateErrorArg,
 
     #[command(flatten)]
     pub rules: RuleArgs,
@@ -250,52 +247,35 @@ pub struct CommandNameArgs {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Breaker name [default: the program's name and a hash of the whole command]
-    #[arg(short, long, value_parser = parse_name, value_name = "NAME")]
+    #[arg(short = opt::NAME.short, long = opt::NAME.long, value_parser = parse_name, value_name = "NAME")]
     pub name: Option<String>,
 
     /// Consecutive failures that open the breaker (0: no consecutive rule)
-    #[arg(
-        short,
-        long,
-        default_value = "5",
-        env = "CBREAK_THRESHOLD",
-        value_name = "N"
-    )]
+    #[arg(short = opt::THRESHOLD.short, long = opt::THRESHOLD.long, default_value = opt::THRESHOLD.default, env = opt::THRESHOLD.env, value_name = "N")]
     pub threshold: u32,
 
     /// Time open before a probe (30s, 5m, 1h; a bare number is seconds)
-    #[arg(short, long, default_value = "30s", env = "CBREAK_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(short = opt::RECOVERY.short, long = opt::RECOVERY.long, default_value = opt::RECOVERY.default, env = opt::RECOVERY.env, value_parser = parse_duration, value_name = "DURATION")]
     pub recovery: Millis,
 
     /// Exit status when the command is skipped
-    #[arg(
-        long,
-        default_value = "75",
-        env = "CBREAK_OPEN_EXIT_CODE",
-        value_name = "N"
-    )]
+    #[arg(long = opt::OPEN_EXIT_CODE.long, default_value = opt::OPEN_EXIT_CODE.default, env = opt::OPEN_EXIT_CODE.env, value_name = "N")]
     pub open_exit_code: u8,
 
     /// What to do when the state cannot be read or written
-    #[arg(
-        long,
-        value_enum,
-        default_value = "run",
-        env = "CBREAK_ON_STATE_ERROR",
-        value_name = "MODE"
-    )]
-    pub on_state_error: OnStateError,
+    #[arg(long = opt::ON_STATE_ERROR.long, value_enum, default_value = opt::ON_STATE_ERROR.default, env = opt::ON_STATE_ERROR.env, value_name = "MODE")]
+    pub on_state_error: OnStateErrorArg,
 
     /// No message when skipping or changing state
-    #[arg(short, long, env = "CBREAK_QUIET", value_parser = BoolishValueParser::new())]
+    #[arg(short = opt::QUIET.short, long = opt::QUIET.long, env = opt::QUIET.env, value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
     /// No message when skipping, but still say when the breaker opens or closes (for cron)
-    #[arg(long, env = "CBREAK_QUIET_SKIPS", value_parser = BoolishValueParser::new())]
+    #[arg(long = opt::QUIET_SKIPS.long, env = opt::QUIET_SKIPS.env, value_parser = BoolishValueParser::new())]
     pub quiet_skips: bool,
 
     /// Shell command to run instead when the call is skipped; exit with its status
-    #[arg(long, env = "CBREAK_FALLBACK", value_name = "SHELL COMMAND")]
+    #[arg(long = opt::FALLBACK.long, env = opt::FALLBACK.env, value_name = "SHELL COMMAND")]
     pub fallback: Option<String>,
 
     #[command(flatten)]
@@ -313,73 +293,67 @@ pub struct RunArgs {
 #[command(next_help_heading = "Policy")]
 pub struct PolicyArgs {
     /// Open when the failure rate in the window reaches PCT (50% or 50)
-    #[arg(long, env = "CBREAK_FAILURE_RATE", value_parser = parse_percent, value_name = "PCT")]
+    #[arg(long = opt::FAILURE_RATE.long, env = opt::FAILURE_RATE.env, value_parser = parse_percent, value_name = "PCT")]
     pub failure_rate: Option<u32>,
 
     /// The failure-rate window: the last N calls, or the calls of the last DURATION [default: 100]
-    #[arg(long, env = "CBREAK_WINDOW", value_parser = parse_window, value_name = "N|DURATION")]
+    #[arg(long = opt::WINDOW.long, env = opt::WINDOW.env, value_parser = parse_window, value_name = "N|DURATION")]
     pub window: Option<Window>,
 
     /// Calls needed in the window before the failure rate is judged
-    #[arg(long, default_value = "10", env = "CBREAK_MIN_CALLS", value_name = "N")]
+    #[arg(long = opt::MIN_CALLS.long, default_value = opt::MIN_CALLS.default, env = opt::MIN_CALLS.env, value_name = "N")]
     pub min_calls: u32,
 
     /// Kill the command (and all it started) when it runs longer; exit 124
-    #[arg(long, env = "CBREAK_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long = opt::TIMEOUT.long, env = opt::TIMEOUT.env, value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Millis>,
 
     /// After the timeout's signal, wait this long before SIGKILL
-    #[arg(long, default_value = "5s", env = "CBREAK_KILL_AFTER", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long = opt::KILL_AFTER.long, default_value = opt::KILL_AFTER.default, env = opt::KILL_AFTER.env, value_parser = parse_duration, value_name = "DURATION")]
     pub kill_after: Millis,
 
     /// The signal sent at the timeout: a name (TERM, INT, KILL) or a number
-    #[arg(short, long, default_value = "TERM", env = "CBREAK_SIGNAL", value_parser = parse_signal, value_name = "SIG")]
+    #[arg(short = opt::SIGNAL.short, long = opt::SIGNAL.long, default_value = opt::SIGNAL.default, env = opt::SIGNAL.env, value_parser = parse_signal, value_name = "SIG")]
     pub signal: i32,
 
     /// With --timeout, move no process group (timeout --foreground): the command can read the terminal even from a script; only it is killed at the timeout
-    #[arg(long, env = "CBREAK_FOREGROUND", value_parser = BoolishValueParser::new())]
+    #[arg(long = opt::FOREGROUND.long, env = opt::FOREGROUND.env, value_parser = BoolishValueParser::new())]
     pub foreground: bool,
 
     /// At a timeout, exit with the command's status (128+N for signal N) instead of 124
-    #[arg(long, env = "CBREAK_PRESERVE_STATUS", value_parser = BoolishValueParser::new())]
+    #[arg(long = opt::PRESERVE_STATUS.long, env = opt::PRESERVE_STATUS.env, value_parser = BoolishValueParser::new())]
     pub preserve_status: bool,
 
     /// Count a success that takes longer than this as a failure
-    #[arg(long, env = "CBREAK_SLOW", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long = opt::SLOW.long, env = opt::SLOW.env, value_parser = parse_duration, value_name = "DURATION")]
     pub slow: Option<Millis>,
 
     /// Exit codes that are successes (e.g. 0,2-5; death by signal N is 128+N)
-    #[arg(long, default_value = "0", env = "CBREAK_SUCCESS_CODES", value_parser = parse_codes, value_name = "LIST")]
+    #[arg(long = opt::SUCCESS_CODES.long, default_value = opt::SUCCESS_CODES.default, env = opt::SUCCESS_CODES.env, value_parser = parse_codes, value_name = "LIST")]
     pub success_codes: CodeSet,
 
     /// Exit codes that count as neither success nor failure (141: SIGPIPE)
-    #[arg(long, env = "CBREAK_IGNORE_CODES", value_parser = parse_codes, value_name = "LIST")]
+    #[arg(long = opt::IGNORE_CODES.long, env = opt::IGNORE_CODES.env, value_parser = parse_codes, value_name = "LIST")]
     pub ignore_codes: Option<CodeSet>,
 
     /// How the open period grows when probes keep failing
-    #[arg(
-        long,
-        value_enum,
-        default_value = "constant",
-        env = "CBREAK_BACKOFF",
-        value_name = "KIND"
-    )]
+    #[arg(long = opt::BACKOFF.long, value_enum, default_value = opt::BACKOFF.default, env = opt::BACKOFF.env, value_name = "KIND")]
     pub backoff: BackoffArg,
 
     /// Multiplier of the exponential backoff
-    #[arg(long, default_value = "2", env = "CBREAK_BACKOFF_FACTOR", value_parser = parse_factor, value_name = "F")]
+    #[arg(long = opt::BACKOFF_FACTOR.long, default_value = opt::BACKOFF_FACTOR.default, env = opt::BACKOFF_FACTOR.env, value_parser = parse_factor, value_name = "F")]
     pub backoff_factor: u32,
 
     /// Longest open period with exponential backoff [default: 1h, or --recovery if longer]
-    #[arg(long, env = "CBREAK_MAX_RECOVERY", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long = opt::MAX_RECOVERY.long, env = opt::MAX_RECOVERY.env, value_parser = parse_duration, value_name = "DURATION")]
     pub max_recovery: Option<Millis>,
 
     /// Spread each open period randomly by ±PCT
-    #[arg(long, default_value = "0", env = "CBREAK_JITTER", value_parser = parse_percent, value_name = "PCT")]
+    #[arg(long = opt::JITTER.long, default_value = opt::JITTER.default, env = opt::JITTER.env, value_parser = parse_percent, value_name = "PCT")]
     pub jitter: u32,
 
     /// Successful probes in a row that close the breaker
-    #[arg(long, default_value = "1", env = "CBREAK_PROBES", value_name = "N")]
+    #[arg(long = opt::PROBES.long, default_value = opt::PROBES.default, env = opt::PROBES.env, value_name = "N")]
     pub probes: u32,
 }
 
@@ -387,23 +361,23 @@ pub struct PolicyArgs {
 #[command(next_help_heading = "Hooks")]
 pub struct HookArgs {
     /// Shell command to run when this process opens the breaker
-    #[arg(long, env = "CBREAK_ON_OPEN", value_name = "CMD")]
+    #[arg(long = opt::ON_OPEN.long, env = opt::ON_OPEN.env, value_name = "CMD")]
     pub on_open: Option<String>,
 
     /// Shell command to run when this process closes the breaker
-    #[arg(long, env = "CBREAK_ON_CLOSE", value_name = "CMD")]
+    #[arg(long = opt::ON_CLOSE.long, env = opt::ON_CLOSE.env, value_name = "CMD")]
     pub on_close: Option<String>,
 
     /// Shell command to run when this process moves the breaker to half-open
-    #[arg(long, env = "CBREAK_ON_HALF_OPEN", value_name = "CMD")]
+    #[arg(long = opt::ON_HALF_OPEN.long, env = opt::ON_HALF_OPEN.env, value_name = "CMD")]
     pub on_half_open: Option<String>,
 
     /// Shell command to run on any transition this process makes
-    #[arg(long, env = "CBREAK_ON_CHANGE", value_name = "CMD")]
+    #[arg(long = opt::ON_CHANGE.long, env = opt::ON_CHANGE.env, value_name = "CMD")]
     pub on_change: Option<String>,
 
     /// Longest a hook may run before it is killed
-    #[arg(long, default_value = "10s", env = "CBREAK_HOOK_TIMEOUT", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long = opt::HOOK_TIMEOUT.long, default_value = opt::HOOK_TIMEOUT.default, env = opt::HOOK_TIMEOUT.env, value_parser = parse_duration, value_name = "DURATION")]
     pub hook_timeout: Millis,
 }
 
@@ -469,7 +443,7 @@ pub struct RecordArgs {
     pub outcome: OutcomeArg,
 
     /// No message when changing state
-    #[arg(short, long, env = "CBREAK_QUIET", value_parser = BoolishValueParser::new())]
+    #[arg(short = opt::QUIET.short, long = opt::QUIET.long, env = opt::QUIET.env, value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 
     #[command(flatten)]
@@ -517,8 +491,20 @@ pub enum ShellArg {
     PowerShell,
 }
 
+impl From<ShellArg> for generate::Shell {
+    fn from(shell: ShellArg) -> generate::Shell {
+        match shell {
+            ShellArg::Bash => generate::Shell::Bash,
+            ShellArg::Zsh => generate::Shell::Zsh,
+            ShellArg::Fish => generate::Shell::Fish,
+            ShellArg::Elvish => generate::Shell::Elvish,
+            ShellArg::PowerShell => generate::Shell::PowerShell,
+        }
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnStateError {
+pub enum OnStateErrorArg {
     /// Warn and run the command anyway (fail open)
     Run,
     /// Warn and skip the command, as if the breaker were open

@@ -1,5 +1,9 @@
 //! The circuit breaker: states, policies and transitions, with no I/O.
 //!
+//! This module is the machine ([`BreakerState`] and its transitions);
+//! `policy` holds how calls are judged, `state` the types the machine
+//! works on, `history` the ring of its last transitions.
+//!
 //! Owns *when* a breaker admits, rejects, opens, probes and closes. Time,
 //! process identity and randomness come in through the [`Host`] trait, so
 //! every transition is testable without sleeping, without a file system and
@@ -35,8 +39,17 @@
 //! for at most one full open period after that call, never for the size of
 //! the step. A clock stepped forwards simply ends the open period.
 
-use crate::history::{History, Recent};
+pub mod history;
+mod policy;
+mod state;
+
+pub use policy::{Backoff, Call, CodeSet, End, Outcome, Policy, Window};
+pub use state::{
+    Admission, Counters, Host, Mode, Owner, ProbeSlot, Reason, Rejection, State, Ticket, Transition,
+};
+
 use crate::window::{CountWindow, Tally, TimeWindow};
+use history::{History, Recent};
 
 /// Milliseconds: a point in time since the Unix epoch, or a span.
 pub type Millis = u64;
@@ -46,423 +59,6 @@ pub type Millis = u64;
 pub const DEFAULT_PROBE_LEASE: Millis = 60 * 60 * 1000;
 /// Added to `--timeout` + `--kill-after` to form the lease of a timed probe.
 const LEASE_GRACE: Millis = 10_000;
-
-/// The state of a breaker.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum State {
-    #[default]
-    Closed,
-    Open,
-    HalfOpen,
-    ForcedOpen,
-}
-
-impl State {
-    pub const ALL: [State; 4] = [
-        State::Closed,
-        State::Open,
-        State::HalfOpen,
-        State::ForcedOpen,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Closed => "closed",
-            State::Open => "open",
-            State::HalfOpen => "half_open",
-            State::ForcedOpen => "forced_open",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn from_index(i: u64) -> Option<State> {
-        State::ALL.get(usize::try_from(i).ok()?).copied()
-    }
-}
-
-/// Normal, or metrics-only (`cbreak disable`): every call runs and is
-/// counted, the breaker never opens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Mode {
-    #[default]
-    Normal,
-    Disabled,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Normal => "normal",
-            Mode::Disabled => "disabled",
-        }
-    }
-}
-
-/// Why a transition happened. Stored in the history ring and given to hooks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Reason {
-    ConsecutiveFailures(u64),
-    FailureRate {
-        percent: u64,
-        calls: u64,
-    },
-    RecoveryElapsed,
-    ProbeSucceeded,
-    ProbeFailed,
-    Tripped,
-    TrippedFor(Millis),
-    #[default]
-    Reset,
-    Disabled,
-}
-
-impl Reason {
-    /// Stable code and argument, for the record.
-    pub fn encode(self) -> (u64, u64) {
-        match self {
-            Reason::ConsecutiveFailures(n) => (1, n),
-            // Both halves saturate at 32 bits: a window never holds more
-            // than u32::MAX calls in practice, but the fuzz target `record`
-            // made one that did, and the truncated count did not survive a
-            // store.
-            Reason::FailureRate { percent, calls } => {
-                let half = |v: u64| v.min(0xffff_ffff);
-                (2, half(percent) << 32 | half(calls))
-            }
-            Reason::RecoveryElapsed => (3, 0),
-            Reason::ProbeSucceeded => (4, 0),
-            Reason::ProbeFailed => (5, 0),
-            Reason::Tripped => (6, 0),
-            Reason::TrippedFor(ms) => (7, ms),
-            Reason::Reset => (8, 0),
-            Reason::Disabled => (9, 0),
-        }
-    }
-
-    pub fn decode(code: u64, arg: u64) -> Option<Reason> {
-        Some(match code {
-            1 => Reason::ConsecutiveFailures(arg),
-            2 => Reason::FailureRate {
-                percent: arg >> 32,
-                calls: arg & 0xffff_ffff,
-            },
-            3 => Reason::RecoveryElapsed,
-            4 => Reason::ProbeSucceeded,
-            5 => Reason::ProbeFailed,
-            6 => Reason::Tripped,
-            7 => Reason::TrippedFor(arg),
-            8 => Reason::Reset,
-            9 => Reason::Disabled,
-            _ => return None,
-        })
-    }
-
-    /// A short text for people and hooks: "3 consecutive failures".
-    pub fn describe(self) -> String {
-        match self {
-            Reason::ConsecutiveFailures(1) => "1 failure".to_string(),
-            Reason::ConsecutiveFailures(n) => format!("{n} consecutive failures"),
-            Reason::FailureRate { percent, calls } => {
-                format!("failure rate {percent}% over {calls} calls")
-            }
-            Reason::RecoveryElapsed => "recovery period elapsed".to_string(),
-            Reason::ProbeSucceeded => "probe succeeded".to_string(),
-            Reason::ProbeFailed => "probe failed".to_string(),
-            Reason::Tripped => "tripped by hand".to_string(),
-            Reason::TrippedFor(ms) => format!("tripped by hand for {}", crate::output::span(ms)),
-            Reason::Reset => "reset".to_string(),
-            Reason::Disabled => "disabled".to_string(),
-        }
-    }
-}
-
-/// One change of state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Transition {
-    pub at: Millis,
-    pub from: State,
-    pub to: State,
-    pub reason: Reason,
-    /// `consecutive_failures` at the moment of the transition.
-    pub consecutive_failures: u64,
-}
-
-/// Who holds the probe slot: enough to tell, from another process, whether
-/// the holder still exists.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Owner {
-    pub pid: u32,
-    /// Start time of the process, in clock ticks since boot (from /proc).
-    pub start_time: u64,
-    /// A hash of the kernel's boot id and the owner's pid namespace: two
-    /// owners with the same identity see the same pids.
-    pub boot_id: u64,
-    /// The owner holds the record's kernel probe lock for as long as it
-    /// lives (`record`), so the kernel, not `/proc`, says whether it is
-    /// alive: the store clears the slot of a locked owner that is gone
-    /// before the machine sees it, and [`Host::is_alive`] takes a locked
-    /// owner that is still in its slot as alive.
-    pub kernel_lock: bool,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProbeSlot {
-    pub owner: Owner,
-    pub lease_until: Millis,
-}
-
-/// The set of exit codes 0..=255, for `--success-codes` and `--ignore-codes`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CodeSet(pub [u64; 4]);
-
-impl CodeSet {
-    pub fn single(code: u8) -> CodeSet {
-        let mut s = CodeSet::default();
-        s.insert(code);
-        s
-    }
-
-    pub fn insert(&mut self, code: u8) {
-        self.0[usize::from(code / 64)] |= 1 << (code % 64);
-    }
-
-    pub fn contains(&self, code: i32) -> bool {
-        u8::try_from(code).is_ok_and(|c| self.0[usize::from(c / 64)] >> (c % 64) & 1 == 1)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0 == [0; 4]
-    }
-
-    pub fn intersects(&self, other: &CodeSet) -> bool {
-        self.0.iter().zip(other.0).any(|(a, b)| a & b != 0)
-    }
-
-    /// The canonical text, e.g. `0,2-5`: what `--success-codes` accepts.
-    pub fn to_list(&self) -> String {
-        let mut parts = Vec::new();
-        let mut code = 0u16;
-        while code < 256 {
-            if self.contains(i32::from(code)) {
-                let start = code;
-                while code + 1 < 256 && self.contains(i32::from(code + 1)) {
-                    code += 1;
-                }
-                parts.push(if start == code {
-                    start.to_string()
-                } else {
-                    format!("{start}-{code}")
-                });
-            }
-            code += 1;
-        }
-        parts.join(",")
-    }
-}
-
-/// What counts the failure rate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Window {
-    /// No rate rule.
-    #[default]
-    None,
-    /// The last N outcomes.
-    Count(u32),
-    /// The outcomes of the last span of milliseconds.
-    Time(Millis),
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Backoff {
-    #[default]
-    Constant,
-    Exponential,
-}
-
-impl Backoff {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backoff::Constant => "constant",
-            Backoff::Exponential => "exponential",
-        }
-    }
-}
-
-/// Everything that decides when a breaker trips and recovers, and how a
-/// call's end is judged. The last `run`'s policy is stored in the record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Policy {
-    /// Consecutive failures that open the breaker; 0 disables the rule.
-    pub threshold: u32,
-    /// Base open period.
-    pub recovery: Millis,
-    /// Failure rate in basis points (1/100 of a percent) that opens the
-    /// breaker; `None` disables the rule.
-    pub failure_rate: Option<u32>,
-    pub window: Window,
-    /// No rate verdict before this many outcomes are in the window.
-    pub min_calls: u32,
-    /// A successful call longer than this counts as a failure.
-    pub slow: Option<Millis>,
-    pub timeout: Option<Millis>,
-    pub kill_after: Millis,
-    pub success_codes: CodeSet,
-    pub ignore_codes: CodeSet,
-    pub backoff: Backoff,
-    /// Backoff multiplier in thousandths (2000 = ×2).
-    pub backoff_factor_milli: u32,
-    pub max_recovery: Millis,
-    /// Each open period is spread by ±this percent.
-    pub jitter_percent: u32,
-    /// Successful probes in a row that close the breaker.
-    pub probes: u32,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            threshold: 5,
-            recovery: 30_000,
-            failure_rate: None,
-            window: Window::None,
-            min_calls: 10,
-            slow: None,
-            timeout: None,
-            kill_after: 5_000,
-            success_codes: CodeSet::single(0),
-            ignore_codes: CodeSet::default(),
-            backoff: Backoff::Constant,
-            backoff_factor_milli: 2_000,
-            max_recovery: 60 * 60 * 1000,
-            jitter_percent: 0,
-            probes: 1,
-        }
-    }
-}
-
-/// How a command ended, as far as the breaker is concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Failure,
-    /// An `--ignore-codes` status: counted, but neither success nor failure.
-    Ignored,
-    /// Stopped by a signal cbreak forwarded: the user's doing, not the
-    /// service's.
-    Cancelled,
-}
-
-/// The facts of one finished call that the policy judges.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum End {
-    Exited(i32),
-    Signaled(i32),
-    TimedOut,
-}
-
-/// A judged call: its outcome and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Call {
-    pub outcome: Outcome,
-    /// It succeeded by its status but ran longer than `--slow`.
-    pub slow: bool,
-    pub timed_out: bool,
-}
-
-impl Policy {
-    /// Judges a call that ran for `elapsed` ms and ended as `end`;
-    /// `cancelled` when cbreak forwarded a signal to it.
-    pub fn classify(&self, end: End, elapsed: Millis, cancelled: bool) -> Call {
-        let mut call = Call {
-            outcome: Outcome::Failure,
-            slow: false,
-            timed_out: false,
-        };
-        // A death by signal N is judged by the status the shell shows for
-        // it, 128+N (141 for SIGPIPE).
-        let code = match end {
-            End::TimedOut => {
-                call.timed_out = true;
-                return call;
-            }
-            _ if cancelled => {
-                call.outcome = Outcome::Cancelled;
-                return call;
-            }
-            End::Exited(code) => code,
-            End::Signaled(sig) => 128 + sig,
-        };
-        if self.ignore_codes.contains(code) {
-            call.outcome = Outcome::Ignored;
-        } else if self.success_codes.contains(code) {
-            if self.slow.is_some_and(|slow| elapsed > slow) {
-                call.slow = true;
-            } else {
-                call.outcome = Outcome::Success;
-            }
-        }
-        call
-    }
-
-    fn probe_lease(&self) -> Millis {
-        match self.timeout {
-            Some(t) => t
-                .saturating_add(self.kill_after)
-                .saturating_add(LEASE_GRACE),
-            None => DEFAULT_PROBE_LEASE,
-        }
-    }
-}
-
-/// Lifetime counters. `calls == successes + failures + ignored + cancelled`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub calls: u64,
-    pub successes: u64,
-    pub failures: u64,
-    pub ignored: u64,
-    pub cancelled: u64,
-    pub rejected: u64,
-    /// Failures that were slow successes (a subset of `failures`).
-    pub slow: u64,
-    /// Failures that were timeouts (a subset of `failures`).
-    pub timeouts: u64,
-}
-
-/// What the machine needs from the world.
-pub trait Host {
-    fn now(&self) -> Millis;
-    /// This process, as the owner of a probe slot.
-    fn me(&mut self) -> Owner;
-    /// Whether `owner` may still be running; `false` only when it provably
-    /// is not.
-    fn is_alive(&mut self, owner: &Owner) -> bool;
-    fn random(&mut self) -> u64;
-}
-
-/// Proof of admission, carried from `admit` to `record`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ticket {
-    pub generation: u64,
-    pub probe: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    pub state: State,
-    /// When the next probe may run; `None` when forced open or a probe is in
-    /// flight.
-    pub next_probe_at: Option<Millis>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    Run(Ticket),
-    Reject(Rejection),
-}
 
 /// Everything a breaker keeps between calls. Stored whole in the record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -930,8 +526,8 @@ impl BreakerState {
             && c.timeouts <= c.failures
             && (self.probe.is_none() || self.state == State::HalfOpen)
             && self.recent.len <= 64
-            && self.history.len <= crate::history::HISTORY_LEN as u32
-            && (self.history.head as usize) < crate::history::HISTORY_LEN
+            && self.history.len <= history::HISTORY_LEN as u32
+            && (self.history.head as usize) < history::HISTORY_LEN
             && window_ok
     }
 }
@@ -1377,52 +973,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn classify_applies_codes_slowness_timeouts_and_cancellation() {
-        let mut p = Policy::default();
-        p.success_codes.insert(3);
-        p.ignore_codes.insert(4);
-        p.slow = Some(100);
-        assert_eq!(
-            p.classify(End::Exited(0), 100, false).outcome,
-            Outcome::Success
-        );
-        assert_eq!(
-            p.classify(End::Exited(3), 5, false).outcome,
-            Outcome::Success
-        );
-        let slow = p.classify(End::Exited(0), 101, false);
-        assert_eq!((slow.outcome, slow.slow), (Outcome::Failure, true));
-        assert_eq!(
-            p.classify(End::Exited(4), 500, false).outcome,
-            Outcome::Ignored
-        );
-        assert_eq!(
-            p.classify(End::Exited(1), 5, false).outcome,
-            Outcome::Failure
-        );
-        assert_eq!(
-            p.classify(End::Signaled(9), 5, false).outcome,
-            Outcome::Failure
-        );
-        assert_eq!(
-            p.classify(End::Signaled(15), 5, true).outcome,
-            Outcome::Cancelled
-        );
-        p.ignore_codes.insert(141);
-        assert_eq!(
-            p.classify(End::Signaled(13), 5, false).outcome,
-            Outcome::Ignored,
-            "SIGPIPE is 141"
-        );
-        p.success_codes.insert(143);
-        assert_eq!(
-            p.classify(End::Signaled(15), 5, false).outcome,
-            Outcome::Success
-        );
-        assert!(p.classify(End::TimedOut, 5, true).timed_out);
-    }
-
-    #[test]
     fn failure_rate_trips_exactly_at_min_calls_and_the_rate() {
         let mut h = FakeHost::at(T0);
         let p = Policy {
@@ -1702,16 +1252,6 @@ pub(crate) mod tests {
         b.probe_successes = u64::MAX;
         let t = b.record(t, call(Outcome::Success), &mut h).unwrap();
         assert_eq!(t.to, State::Closed);
-    }
-
-    #[test]
-    fn code_set_lists_ranges() {
-        let mut s = CodeSet::default();
-        for c in [0, 2, 3, 4, 5, 255] {
-            s.insert(c);
-        }
-        assert_eq!(s.to_list(), "0,2-5,255");
-        assert!(!s.contains(-1) && !s.contains(256) && !s.contains(1));
     }
 
     #[derive(Clone, Debug)]

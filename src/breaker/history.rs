@@ -6,7 +6,7 @@
 //! transition *is* belongs to `breaker`, and how the rings are laid out on
 //! disk to `record`.
 
-use crate::breaker::{Reason, State, Transition};
+use super::{Reason, State, Transition};
 
 /// Transitions kept in the ring.
 pub const HISTORY_LEN: usize = 32;

@@ -1,0 +1,139 @@
+//! The module map in ARCHITECTURE.md stays true: the modules' dependencies,
+//! read from the `crate::` paths of their non-test code, form no cycle, and
+//! no module outside `cli` names a clap type.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// A file's code without its unit tests and comments.
+fn code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    // The unit tests come last: `#[cfg(test)] [pub(crate)] mod tests {`.
+    let text = match text.find("mod tests {") {
+        Some(i) => &text[..text[..i].rfind("#[cfg(test)]").unwrap_or(i)],
+        None => &text,
+    };
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The top-level module a file belongs to (`src/store/dir.rs`: `store`);
+/// `None` for the crate root and the binary.
+fn module(src: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(src).unwrap();
+    let first = rel.components().next()?.as_os_str().to_string_lossy();
+    let name = first.trim_end_matches(".rs").to_string();
+    (name != "lib" && name != "main").then_some(name)
+}
+
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let Some(from) = module(&src, file) else {
+            continue;
+        };
+        let code = code(file);
+        let deps = graph.entry(from.clone()).or_default();
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + "crate::".len()..];
+            let mut names = Vec::new();
+            if let Some(list) = rest.strip_prefix('{') {
+                // use crate::{a, b::c, ...}
+                let list = &list[..list.find('}').unwrap_or(list.len())];
+                names.extend(
+                    list.split(',')
+                        .map(|p| p.trim().split("::").next().unwrap_or("")),
+                );
+            } else {
+                names.push(
+                    rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                        .next()
+                        .unwrap_or(""),
+                );
+            }
+            for name in names {
+                if !name.is_empty() && name != from {
+                    deps.insert(name.to_string());
+                }
+            }
+        }
+    }
+    let modules: BTreeSet<String> = graph.keys().cloned().collect();
+    for deps in graph.values_mut() {
+        deps.retain(|d| modules.contains(d));
+    }
+    graph
+}
+
+#[test]
+fn modules_depend_on_each_other_without_cycles() {
+    let graph = graph();
+    assert!(
+        graph.contains_key("breaker") && graph.contains_key("store"),
+        "{graph:?}"
+    );
+    // Depth-first search; a module met again while on the path is a cycle.
+    fn visit<'a>(
+        m: &'a str,
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) {
+        if let Some(at) = path.iter().position(|p| *p == m) {
+            panic!("module cycle: {} -> {m}", path[at..].join(" -> "));
+        }
+        if !done.insert(m) {
+            return;
+        }
+        path.push(m);
+        for d in &graph[m] {
+            visit(d, graph, path, done);
+        }
+        path.pop();
+    }
+    let mut done = BTreeSet::new();
+    for m in graph.keys() {
+        visit(m, &graph, &mut Vec::new(), &mut done);
+    }
+    // The state machine needs nothing but its windows: no I/O, no output.
+    assert_eq!(
+        graph["breaker"].iter().collect::<Vec<_>>(),
+        ["window"],
+        "breaker depends on more than its windows"
+    );
+}
+
+#[test]
+fn no_clap_type_outside_cli() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    for file in files {
+        if file.starts_with(src.join("cli")) {
+            continue;
+        }
+        let code = code(&file);
+        assert!(
+            !code.contains("clap::") && !code.contains("ValueEnum"),
+            "{} uses clap; only src/cli may",
+            file.display()
+        );
+    }
+}
