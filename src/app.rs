@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::api::Core;
 use crate::breaker::{Admission, BreakerState, End, Millis, Rejection, State, Transition};
 use crate::config::{Action, Config, Hooks, OnStateError, RunConfig, View};
 use crate::exec::{self, SpawnError, Status};
@@ -18,35 +19,6 @@ use crate::host::System;
 use crate::output::{self, Style, relative, say, span, warn};
 use crate::store::{StateDir, Store, StoreError, default_name};
 
-/// Where records live: `--state-dir`/`CBREAK_STATE_DIR` (already in
-/// `explicit`), else `$XDG_STATE_HOME/cbreak`, else
-/// `$HOME/.local/state/cbreak`.
-pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    explicit
-        .filter(|d| !d.as_os_str().is_empty())
-        .or_else(|| {
-            var("XDG_STATE_HOME")
-                .filter(|d| d.is_absolute())
-                .map(|d| d.join("cbreak"))
-        })
-        // A relative HOME (or XDG_STATE_HOME) would put state wherever the
-        // command happens to start: ignored, as the XDG spec says.
-        .or_else(|| {
-            var("HOME")
-                .filter(|h| h.is_absolute())
-                .map(|h| h.join(".local/state/cbreak"))
-        })
-        .ok_or_else(|| {
-            "no state directory: HOME is not set (or not an absolute path); give --state-dir DIR or set CBREAK_STATE_DIR"
-                .to_string()
-        })
-}
-
 /// Carries out `config`.
 pub fn execute(config: Config) -> Exit {
     if let Some(exit) = without_state(&config.action) {
@@ -54,7 +26,7 @@ pub fn execute(config: Config) -> Exit {
     }
     let allow_network_fs = config.allow_network_fs;
     let lock_wait = config.lock_wait;
-    let store = state_dir(config.state_dir)
+    let store = crate::store::state_dir(config.state_dir)
         .map(|dir| StateDir::new(dir, allow_network_fs).with_lock_wait(lock_wait));
     match config.action {
         Action::Run(run) => return run_command(store, run),
@@ -267,41 +239,30 @@ fn io_failed(what: &str) -> impl FnOnce(std::io::Error) -> Failed + '_ {
 /// `cbreak run`.
 fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
     let name = rc.name.clone().unwrap_or_else(|| default_name(&rc.command));
-    let mut host = System::new();
     let policy = rc.policy;
     let decided = store.and_then(|store| {
-        let mut breaker = store.open(&name);
-        let admitted = store.update(
-            &mut breaker,
-            || fresh_state(&store, policy),
-            |s| {
-                let (admission, t) = s.admit(&policy, &mut host);
-                (admission, t, *s)
-            },
-        );
+        let mut breaker = Core::new(store, &name, policy);
+        let admitted = breaker.admit();
         // What the store did on the way (a corrupt record kept aside) is
         // told even when it then failed (a full disk).
-        tell(&store);
-        admitted
-            .map(|d| (store, breaker, d))
-            .map_err(|e| e.to_string())
+        tell(breaker.store());
+        admitted.map(|d| (breaker, d)).map_err(|e| e.to_string())
     });
-    let (store, mut breaker, (admission, transition, state)) = match decided {
+    let (mut breaker, (admission, transition, state)) = match decided {
         Ok(d) => d,
         Err(msg) => return state_error(&rc, &name, &msg),
     };
     let hooks_ran = announce(&rc.hooks, rc.quiet, &name, transition, &state);
     let ticket = match admission {
         Admission::Run(ticket) => ticket,
-        Admission::Reject(rejection) => return skip(&rc, &name, rejection, &state, store.now()),
+        Admission::Reject(rejection) => {
+            return skip(&rc, &name, rejection, &state, breaker.now());
+        }
     };
-    let fresh = || fresh_state(&store, policy);
     if ticket.probe && hooks_ran {
         // The hooks took time out of the probe's lease: start it again now,
         // so that no hook, however slow, lets a second probe through.
-        if let Err(e) = store.update(&mut breaker, fresh, |s| {
-            s.renew_lease(ticket, store.now());
-        }) {
+        if let Err(e) = breaker.renew_lease(ticket) {
             warn(&format!("the probe's lease was not renewed: {e}"));
         }
     }
@@ -309,7 +270,7 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
         Ok(f) => f,
         Err(exit) => {
             // Not the guarded call failing: give back the probe slot, if any.
-            let _ = store.update(&mut breaker, fresh, |s| s.release(ticket));
+            let _ = breaker.release(ticket);
             return exit;
         }
     };
@@ -327,12 +288,9 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
             span(policy.timeout.unwrap_or(0))
         ));
     }
-    let recorded = store.update(&mut breaker, fresh, |s| {
-        let t = s.record(ticket, call, &mut host);
-        (t, *s)
-    });
-    // Dropping the handle gives back the probe lock, if the store kept it.
-    drop(breaker);
+    let recorded = breaker.record(ticket, call);
+    // Closing the breaker gives back the probe lock, if the store kept it.
+    let store = breaker.close();
     tell(&store);
     match recorded {
         Ok((t, state)) => {

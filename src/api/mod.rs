@@ -11,16 +11,18 @@
 //! the caller work, record under the lock.
 
 mod builder;
+mod core;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::breaker::{Admission, BreakerState, Call, End, Host, Millis, Outcome, Policy, Ticket};
+use crate::breaker::{Admission, BreakerState, Call, End, Millis, Outcome, Policy, Ticket};
 use crate::host::{System, now_ms};
-use crate::store::{DirHandle, StateDir, Store, StoreError};
+use crate::store::{StateDir, Store, StoreError};
 
 pub use builder::{Backoff, Builder};
+pub(crate) use core::Core;
 
 /// Where warnings go (see [`Builder::on_warning`]).
 type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
@@ -70,18 +72,10 @@ struct Shared {
     policy: Policy,
     fail_open: bool,
     warn: WarningSink,
-    /// The store and the open record are not `Sync` (the record keeps its
-    /// lock state and probe lock in `Cell`s): one caller at a time.
-    inner: Mutex<Inner>,
-}
-
-struct Inner {
-    store: StateDir,
-    /// The breaker in the store: its record, opened and mapped once, and
-    /// the holder of the kernel's probe lock while a permit of this
-    /// breaker holds the probe.
-    handle: DirHandle,
-    host: System,
+    /// The store and the breaker's open record are not `Sync` (the record
+    /// keeps its lock state and probe lock in `Cell`s): one caller at a
+    /// time.
+    inner: Mutex<Core<StateDir>>,
 }
 
 impl fmt::Debug for Breaker {
@@ -100,17 +94,13 @@ impl Shared {
         fail_open: bool,
         warn: WarningSink,
     ) -> Result<Shared, Error> {
-        let handle = store.open(&name);
+        let core = Core::new(store, &name, policy);
         let shared = Shared {
             name,
             policy,
             fail_open,
             warn,
-            inner: Mutex::new(Inner {
-                store,
-                handle,
-                host: System::new(),
-            }),
+            inner: Mutex::new(core),
         };
         // Opens (or creates) and checks the record now, so that a state
         // directory that cannot be used is found by `build`.
@@ -118,7 +108,7 @@ impl Shared {
         Ok(shared)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Core<StateDir>> {
         // A panic while the mutex was held left nothing half-done that the
         // record's own protocol does not cover (a store is all or nothing).
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -131,18 +121,18 @@ impl Shared {
         &self,
         mut f: impl FnMut(&mut BreakerState, &mut System) -> T,
     ) -> Result<T, StoreError> {
-        let mut inner = self.lock();
-        let Inner {
-            store,
-            handle,
-            host,
-        } = &mut *inner;
-        let policy = self.policy;
-        let now = store.now();
-        let fresh = || BreakerState::new(now, std::process::id(), policy);
-        let result = store.update(handle, fresh, |s| f(s, host));
-        let events = store.take_events();
-        drop(inner);
+        self.with(|core| core.update(&mut f))
+    }
+
+    /// `f` on the breaker's core, alone; then what the store did is told.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Core<StateDir>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut core = self.lock();
+        let result = f(&mut core);
+        let events = core.take_events();
+        drop(core);
         for event in events {
             (self.warn)(&event.to_string());
         }
@@ -150,12 +140,12 @@ impl Shared {
     }
 
     fn read(&self) -> Result<BreakerState, StoreError> {
-        self.lock().store.read(&self.name)
+        self.lock().store().read(&self.name)
     }
 
     /// Records the outcome of a permit's call.
     fn record(&self, ticket: Ticket, call: Call) {
-        if let Err(e) = self.update(|s, host| s.record(ticket, call, host)) {
+        if let Err(e) = self.with(|core| core.record(ticket, call)) {
             (self.warn)(&format!(
                 "breaker '{}': the outcome was not recorded: {e}",
                 self.name
@@ -411,7 +401,7 @@ impl Breaker {
     /// ```
     pub fn reset(&self) -> Result<(), Error> {
         self.shared
-            .update(|s, host| s.reset(host.now()))
+            .with(|core| core.reset())
             .map(drop)
             .map_err(Error::state)
     }
@@ -427,7 +417,7 @@ impl Breaker {
     /// ```
     pub fn trip(&self) -> Result<(), Error> {
         self.shared
-            .update(|s, host| s.trip(None, host.now()))
+            .with(|core| core.trip(None))
             .map(drop)
             .map_err(Error::state)
     }
@@ -451,7 +441,7 @@ impl Breaker {
             ));
         }
         self.shared
-            .update(|s, host| s.trip(Some(ms), host.now()))
+            .with(|core| core.trip(Some(ms)))
             .map(drop)
             .map_err(Error::state)
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::breaker::{BreakerState, Millis};
 
-pub use dir::{Handle as DirHandle, StateDir};
+pub use dir::{Handle as DirHandle, StateDir, state_dir};
 
 /// Where breakers' states are kept, shared by every process that uses it.
 ///
