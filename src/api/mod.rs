@@ -500,7 +500,9 @@ impl Breaker {
 /// thread panics, it counts as a failure).
 ///
 /// A permit may be sent to another thread and outlive the [`Breaker`] it
-/// came from.
+/// came from. A probe's permit that is never handed back nor dropped
+/// (`std::mem::forget`) holds the probe until its process exits (the
+/// kernel then frees it at once) or for an hour (the probe's lease).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
