@@ -10,43 +10,14 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::api::Core;
 use crate::breaker::{Admission, BreakerState, End, Millis, Rejection, State, Transition};
-use crate::breaker::{Host, Owner};
 use crate::config::{Action, Config, Hooks, OnStateError, RunConfig, View};
 use crate::exec::{self, SpawnError, Status};
 use crate::exit::Exit;
 use crate::host::System;
 use crate::output::{self, Style, relative, say, span, warn};
 use crate::store::{Fleet, StateDir, Store, StoreError, default_name};
-
-/// Where records live: `--state-dir`/`CBREAK_STATE_DIR` (already in
-/// `explicit`), else `$XDG_STATE_HOME/cbreak`, else
-/// `$HOME/.local/state/cbreak`.
-pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    explicit
-        .filter(|d| !d.as_os_str().is_empty())
-        .or_else(|| {
-            var("XDG_STATE_HOME")
-                .filter(|d| d.is_absolute())
-                .map(|d| d.join("cbreak"))
-        })
-        // A relative HOME (or XDG_STATE_HOME) would put state wherever the
-        // command happens to start: ignored, as the XDG spec says.
-        .or_else(|| {
-            var("HOME")
-                .filter(|h| h.is_absolute())
-                .map(|h| h.join(".local/state/cbreak"))
-        })
-        .ok_or_else(|| {
-            "no state directory: HOME is not set (or not an absolute path); give --state-dir DIR or set CBREAK_STATE_DIR"
-                .to_string()
-        })
-}
 
 /// Carries out `config`.
 pub fn execute(config: Config) -> Exit {
@@ -60,7 +31,7 @@ pub fn execute(config: Config) -> Exit {
     }
     let allow_network_fs = config.allow_network_fs;
     let lock_wait = config.lock_wait;
-    let store = state_dir(config.state_dir)
+    let store = crate::store::state_dir(config.state_dir)
         .map(|dir| StateDir::new(dir, allow_network_fs).with_lock_wait(lock_wait));
     with_store(store, config.action)
 }
@@ -171,38 +142,6 @@ fn without_state(action: &Action) -> Option<Exit> {
     })
 }
 
-/// This process as the state machine sees it: the store's clock (the
-/// server's, for a shared store), and this machine's identity, liveness
-/// and randomness.
-struct OnStore<'a, S> {
-    store: &'a S,
-    system: System,
-}
-
-impl<'a, S: Store> OnStore<'a, S> {
-    fn new(store: &'a S) -> Self {
-        OnStore {
-            store,
-            system: System::new(),
-        }
-    }
-}
-
-impl<S: Store> Host for OnStore<'_, S> {
-    fn now(&self) -> Millis {
-        self.store.now()
-    }
-    fn me(&mut self) -> Owner {
-        self.system.me()
-    }
-    fn is_alive(&mut self, owner: &Owner) -> bool {
-        self.system.is_alive(owner)
-    }
-    fn random(&mut self) -> u64 {
-        self.system.random()
-    }
-}
-
 /// The state of a breaker made now by this process, with `policy`.
 fn fresh_state(store: &impl Store, policy: crate::breaker::Policy) -> BreakerState {
     BreakerState::new(store.now(), std::process::id(), policy)
@@ -311,43 +250,29 @@ fn io_failed(what: &str) -> impl FnOnce(std::io::Error) -> Failed + '_ {
 fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
     let name = rc.name.clone().unwrap_or_else(|| default_name(&rc.command));
     let policy = rc.policy;
-    let store = match store {
-        Ok(store) => store,
-        Err(msg) => return state_error(&rc, &name, &msg),
-    };
-    let mut host = OnStore::new(&store);
-    let mut breaker = store.open(&name);
-    let admitted = store.update(
-        &mut breaker,
-        || fresh_state(&store, policy),
-        |s| {
-            let (admission, t) = s.admit(&policy, &mut host);
-            (admission, t, *s)
-        },
-    );
-    // What the store did on the way (a corrupt record kept aside) is told
-    // even when it then failed (a full disk).
-    tell(&store);
-    let (admission, transition, state) = match admitted {
+    let decided = store.and_then(|store| {
+        let mut breaker = Core::new(store, &name, policy);
+        let admitted = breaker.admit();
+        // What the store did on the way (a corrupt record kept aside) is
+        // told even when it then failed (a full disk).
+        tell(breaker.store());
+        admitted.map(|d| (breaker, d)).map_err(|e| e.to_string())
+    });
+    let (mut breaker, (admission, transition, state)) = match decided {
         Ok(d) => d,
-        Err(e) => {
-            // Nothing of the store stays open while the command runs.
-            drop(breaker);
-            return state_error(&rc, &name, &e.to_string());
-        }
+        Err(msg) => return state_error(&rc, &name, &msg),
     };
     let hooks_ran = announce(&rc.hooks, rc.quiet, &name, transition, &state);
     let ticket = match admission {
         Admission::Run(ticket) => ticket,
-        Admission::Reject(rejection) => return skip(&rc, &name, rejection, &state, store.now()),
+        Admission::Reject(rejection) => {
+            return skip(&rc, &name, rejection, &state, breaker.now());
+        }
     };
-    let fresh = || fresh_state(&store, policy);
     if ticket.probe && hooks_ran {
         // The hooks took time out of the probe's lease: start it again now,
         // so that no hook, however slow, lets a second probe through.
-        if let Err(e) = store.update(&mut breaker, fresh, |s| {
-            s.renew_lease(ticket, store.now());
-        }) {
+        if let Err(e) = breaker.renew_lease(ticket) {
             warn(&format!("the probe's lease was not renewed: {e}"));
         }
     }
@@ -355,7 +280,7 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
         Ok(f) => f,
         Err(exit) => {
             // Not the guarded call failing: give back the probe slot, if any.
-            let _ = store.update(&mut breaker, fresh, |s| s.release(ticket));
+            let _ = breaker.release(ticket);
             return exit;
         }
     };
@@ -373,12 +298,9 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
             span(policy.timeout.unwrap_or(0))
         ));
     }
-    let recorded = store.update(&mut breaker, fresh, |s| {
-        let t = s.record(ticket, call, &mut host);
-        (t, *s)
-    });
-    // Dropping the handle gives back the probe lock, if the store kept it.
-    drop(breaker);
+    let recorded = breaker.record(ticket, call);
+    // Closing the breaker gives back the probe lock, if the store kept it.
+    let store = breaker.close();
     tell(&store);
     match recorded {
         Ok((t, state)) => {
@@ -633,9 +555,19 @@ fn check(
         }
     };
     match state {
-        Some((s, store)) if !s.would_admit(policy, &mut OnStore::new(&store)) => Exit::Skipped(75),
+        Some((s, store)) if !s.would_admit(policy, &mut on_clock_of(&store)) => {
+            Exit::Skipped(75)
+        }
         _ => Exit::Success,
     }
+}
+
+/// This machine as the state machine sees it, judging by `store`'s clock
+/// (a shared store's is the server's).
+fn on_clock_of(store: &impl Store) -> System {
+    let mut host = System::new();
+    host.set_clock(store.now());
+    host
 }
 
 /// `cbreak record`.
@@ -647,7 +579,7 @@ fn record_outcome(
     policy: &crate::breaker::Policy,
     hooks: &Hooks,
 ) -> Result<Exit, Failed> {
-    let mut host = OnStore::new(store);
+    let mut host = System::new();
     let call = crate::breaker::Call {
         outcome,
         slow: false,
@@ -655,7 +587,10 @@ fn record_outcome(
     };
     let fresh = || fresh_state(store, *policy);
     let made = store
-        .update_once(name, fresh, |s| s.record_external(policy, call, &mut host))
+        .update_once(name, fresh, |s| {
+            host.set_clock(store.now());
+            s.record_external(policy, call, &mut host)
+        })
         .map_err(failed)?;
     tell(store);
     // Each hook sees the state its own transition left.

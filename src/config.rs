@@ -331,7 +331,11 @@ fn hooks(h: cli::HookArgs) -> Result<Hooks, String> {
     })
 }
 
-fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Policy, String> {
+pub(crate) fn policy(
+    threshold: &u32,
+    recovery: Millis,
+    p: &cli::PolicyArgs,
+) -> Result<Policy, String> {
     let window = match (p.failure_rate, p.window) {
         (Some(_), Some(w)) => w,
         (Some(_), None) => DEFAULT_WINDOW,

@@ -622,6 +622,39 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
+/// A `rust` block is the crate documentation's example (src/lib.rs) as a
+/// reader sees it, without its hidden `# ` lines: that example runs as a
+/// doctest, so the README's cannot rot.
+fn check_rust_block(b: &Block) {
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    let docs: Vec<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//!"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l))
+        .collect();
+    let mut examples = Vec::new();
+    let mut open: Option<String> = None;
+    for line in docs {
+        match (&mut open, line.starts_with("```")) {
+            (None, true) => open = Some(String::new()),
+            (Some(_), true) => examples.extend(open.take()),
+            (Some(text), false) if !(line == "#" || line.starts_with("# ")) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        examples.contains(&b.text),
+        "README.md:{}: this Rust example must be the one in src/lib.rs's crate docs (a doctest), without its hidden lines:\n{}\nthose are:\n{}",
+        b.line,
+        b.text,
+        examples.join("\n---\n")
+    );
+}
+
 #[test]
 fn every_readme_recipe_runs_as_written() {
     let readme = readme();
@@ -631,6 +664,10 @@ fn every_readme_recipe_runs_as_written() {
         let lang = b.info.split_whitespace().next().unwrap_or("");
         if b.info == "sh dev" {
             check_dev_block(b);
+            continue;
+        }
+        if lang == "rust" {
+            check_rust_block(b);
             continue;
         }
         if !["sh", "bash", "cron", "yaml", "ini"].contains(&lang) {

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod api;
 mod architecture;
 mod chaos;
 mod colour;

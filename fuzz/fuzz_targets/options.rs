@@ -3,7 +3,7 @@
 //! says.
 #![no_main]
 
-use cbreak::config::{
+use cbreak::value::{
     parse_codes, parse_duration, parse_factor, parse_name, parse_percent, parse_window,
 };
 use libfuzzer_sys::fuzz_target;

@@ -21,6 +21,35 @@ use crate::record::{Access, DEFAULT_LOCK_WAIT, Guard, Record, RecordError};
 /// How often a record that keeps moving under us is opened again.
 const ATTEMPTS: usize = 8;
 
+/// Where records live: `--state-dir`/`CBREAK_STATE_DIR` (already in
+/// `explicit`), else `$XDG_STATE_HOME/cbreak`, else
+/// `$HOME/.local/state/cbreak`.
+pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    explicit
+        .filter(|d| !d.as_os_str().is_empty())
+        .or_else(|| {
+            var("XDG_STATE_HOME")
+                .filter(|d| d.is_absolute())
+                .map(|d| d.join("cbreak"))
+        })
+        // A relative HOME (or XDG_STATE_HOME) would put state wherever the
+        // command happens to start: ignored, as the XDG spec says.
+        .or_else(|| {
+            var("HOME")
+                .filter(|h| h.is_absolute())
+                .map(|h| h.join(".local/state/cbreak"))
+        })
+        .ok_or_else(|| {
+            "no state directory: HOME is not set (or not an absolute path); give --state-dir DIR or set CBREAK_STATE_DIR"
+                .to_string()
+        })
+}
+
 /// A state directory.
 pub struct StateDir {
     dir: PathBuf,

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crate::breaker::{BreakerState, Millis};
 
-pub use dir::{Handle as DirHandle, StateDir};
+pub use dir::{Handle as DirHandle, StateDir, state_dir};
 pub use fleet::{Fleet, FleetConfig};
 
 /// Where breakers' states are kept, shared by every process that uses it.
