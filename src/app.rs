@@ -555,9 +555,7 @@ fn check(
         }
     };
     match state {
-        Some((s, store)) if !s.would_admit(policy, &mut on_clock_of(&store)) => {
-            Exit::Skipped(75)
-        }
+        Some((s, store)) if !s.would_admit(policy, &mut on_clock_of(&store)) => Exit::Skipped(75),
         _ => Exit::Success,
     }
 }
