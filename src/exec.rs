@@ -134,6 +134,9 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
     if group == Some(Group::Shared) && !lead_own_group() {
         group = Some(Group::Own);
     }
+    // A signal that ended an earlier command (cbreak dies of it at the
+    // end) is kept for after this one, which sees only its own.
+    let earlier = RECEIVED.load(Ordering::SeqCst);
     let saved = spec.forward_signals.then(|| {
         RECEIVED.store(0, Ordering::SeqCst);
         install_forwarding()
@@ -145,6 +148,9 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
         Err(e) => {
             if let Some(saved) = saved {
                 restore(&saved);
+            }
+            if earlier != 0 {
+                RECEIVED.store(earlier, Ordering::SeqCst);
             }
             return Err(e);
         }
@@ -187,11 +193,15 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
     if let Some(saved) = saved {
         restore(&saved);
     }
+    let cancelled = spec.forward_signals && RECEIVED.load(Ordering::SeqCst) != 0;
+    if earlier != 0 && !cancelled {
+        RECEIVED.store(earlier, Ordering::SeqCst);
+    }
     Ok(Finished {
         status,
         elapsed,
         timed_out,
-        cancelled: spec.forward_signals && RECEIVED.load(Ordering::SeqCst) != 0,
+        cancelled,
     })
 }
 

@@ -66,7 +66,10 @@ pub fn fire(hooks: &Hooks, name: &str, t: &Transition, s: &BreakerState) {
             kill_after: Duration::from_secs(1),
             group: exec::Group::Own,
             env: &env,
-            forward_signals: false,
+            // A SIGTERM or Ctrl-C that reaches cbreak while a hook runs
+            // goes on to the hook's group, so that the hook ends with
+            // cbreak instead of running on, unbounded, after it.
+            forward_signals: true,
             quiet_stdio: true,
         };
         match exec::run(&spec) {

@@ -41,12 +41,17 @@ pub fn warn(msg: &str) {
 /// paths come from users (or attackers), and a newline or a terminal escape
 /// in one must not forge a second message or drive the terminal.
 fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
-    if !msg.chars().any(char::is_control) {
+    // Bidirectional controls reorder what follows them on a terminal.
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !msg.chars().any(unsafe_char) {
         return msg.into();
     }
     msg.chars()
         .map(|c| {
-            if c.is_control() {
+            if unsafe_char(c) {
                 c.escape_default().to_string()
             } else {
                 c.to_string()

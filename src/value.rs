@@ -21,8 +21,24 @@ const DURATION_UNITS: &str = "use ms, s, m, h or d, e.g. 250ms, 30s, 1h 30m";
 /// min, hour, day...): nothing finer than a millisecond, which is all a
 /// breaker keeps, and no months or years, whose length varies.
 pub fn parse_duration(s: &str) -> Result<Millis, String> {
+    let ms = parse_duration_unbounded(s)?;
+    if ms > MAX_DURATION {
+        return Err(format!(
+            "too long: at most {} days (100 years)",
+            MAX_DURATION / 86_400_000
+        ));
+    }
+    Ok(ms)
+}
+
+/// The longest duration anything takes: 100 years. Longer ones would
+/// reach past the year 9999 that the JSON and metrics can show, and the
+/// millisecond counts past what JSON numbers hold exactly.
+pub const MAX_DURATION: Millis = 36_500 * 86_400_000;
+
+fn parse_duration_unbounded(s: &str) -> Result<Millis, String> {
     let s = s.trim();
-    let too_long = || format!("too long: at most {} days", u64::MAX / 86_400_000);
+    let too_long = || format!("too long: at most {} days", MAX_DURATION / 86_400_000);
     if let Ok(secs) = s.parse::<u64>() {
         return secs.checked_mul(1000).ok_or_else(too_long);
     }

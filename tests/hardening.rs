@@ -873,3 +873,52 @@ fn metrics_output_is_readable_by_the_collector_whatever_the_umask() {
         .success();
     assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o640);
 }
+
+#[test]
+fn state_directories_are_made_usable_whatever_the_umask() {
+    let env = Env::new();
+    let dir = env.path("deep/er/state");
+    let script = format!("umask 0377 && exec {} run -n u -- true", crate::util::bin());
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env("CBREAK_STATE_DIR", &dir)
+        .output()
+        .unwrap();
+    Run::from(out).success().stderr_empty();
+    for d in [env.path("deep"), env.path("deep/er"), dir.clone()] {
+        assert_eq!(
+            std::fs::metadata(&d).unwrap().mode() & 0o777,
+            0o700,
+            "{d:?}"
+        );
+    }
+    env.run(&["run", "-n", "u", "--", "true"])
+        .success()
+        .stderr_empty();
+}
+
+#[test]
+fn durations_stop_at_a_hundred_years() {
+    let env = Env::new();
+    env.run(&["run", "-n", "d", "-r", "36500d", "--", "true"])
+        .success();
+    env.run(&["run", "-n", "d", "-r", "36501d", "--", "true"])
+        .code(125)
+        .stderr_has("at most 36500 days");
+    env.run(&["run", "-n", "d", "-r", "213503982334d", "--", "true"])
+        .code(125)
+        .one_error_line();
+}
+
+#[test]
+fn bidirectional_controls_are_escaped_in_messages() {
+    let env = Env::new();
+    let out = env
+        .run(&["run", "-n", "b", "--", "x\u{202e}y\u{2066}z"])
+        .code(127);
+    assert!(
+        !out.stderr.contains('\u{202e}') && !out.stderr.contains('\u{2066}'),
+        "{:?}",
+        out.stderr
+    );
+}

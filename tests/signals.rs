@@ -413,3 +413,42 @@ fn the_command_gets_an_empty_signal_mask_and_default_tty_signals() {
         "SIGTTIN and SIGTTOU are not ignored"
     );
 }
+
+/// A hook cannot outlive cbreak: a SIGTERM that ends cbreak while a hook
+/// runs goes on to the hook's group.
+#[test]
+fn sigterm_during_a_hook_ends_the_hook_too() {
+    let env = Env::new();
+    let marker = env.path("hook-alive");
+    let hook = format!("touch {}; exec sleep 37.5", marker.display());
+    let child = env
+        .command(&[
+            "run",
+            "-n",
+            "hk",
+            "-t",
+            "1",
+            "--hook-timeout",
+            "60s",
+            "--on-open",
+            &hook,
+            "--",
+            "false",
+        ])
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || marker.exists()),
+        "the hook never started"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{out:?}");
+    assert!(
+        eventually(Duration::from_secs(5), || !crate::util::process_alive(
+            "sleep 37.5"
+        )),
+        "the hook outlived cbreak"
+    );
+}

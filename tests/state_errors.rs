@@ -78,6 +78,9 @@ fn foreign_files_are_never_touched_and_never_crash() {
         ("half", vec![0xff; 4096]),
         ("long", vec![0; 9000]),
         ("sized", vec![7; 8192]),
+        // Record-sized and starting with zeros, but not what an unfinished
+        // creation leaves.
+        ("zeroed", [vec![0; 8], b"DATA".repeat(2046)].concat()),
         ("text", b"{\"state\": \"closed\"}\n".to_vec()),
     ] {
         std::fs::create_dir_all(env.state()).unwrap();
@@ -101,7 +104,7 @@ fn foreign_files_are_never_touched_and_never_crash() {
     assert!(corrupt_asides(&env).is_empty());
     // Nor are they listed as breakers, unless they have a record's size
     // (`list` does not open every file).
-    assert_eq!(env.run(&["list"]).success().stdout, "sized\n");
+    assert_eq!(env.run(&["list"]).success().stdout, "sized\nzeroed\n");
 }
 
 #[test]

@@ -84,7 +84,7 @@ pub fn seal(words: &mut [u64; USED_WORDS]) {
     (words[0], words[USED_WORDS - 1]) = checksum(&words[1..USED_WORDS - 1]);
 }
 
-fn is_sealed(words: &[u64; USED_WORDS]) -> bool {
+pub(super) fn is_sealed(words: &[u64; USED_WORDS]) -> bool {
     checksum(&words[1..USED_WORDS - 1]) == (words[0], words[USED_WORDS - 1])
 }
 

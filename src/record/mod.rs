@@ -497,8 +497,16 @@ impl<'a> Guard<'a> {
         self.map()?;
         let mut header = [0u64; HEADER_WORDS];
         rec.read_words(0, &mut header)?;
-        // The magic is written last: without it, creation never finished.
+        // The magic is written last: without it, creation never finished —
+        // if the rest is what an unfinished creation leaves, and only then.
         if header[W_MAGIC] == 0 {
+            let mut all = vec![0u64; WORDS];
+            rec.read_words(0, &mut all)?;
+            if !unfinished_creation(&all) {
+                return Err(RecordError::Foreign(format!(
+                    "{RECORD_SIZE} bytes, without cbreak's magic"
+                )));
+            }
             return self.initialize(&fresh());
         }
         check_header(header[W_MAGIC], header[W_VERSION], header[W_SIZE])
@@ -687,8 +695,8 @@ fn damaged(len: u64, magic: u64) -> RecordError {
 }
 
 /// Whether the file at `path` is, or is becoming, a cbreak record: empty,
-/// or starting with the magic, or record-sized with the magic not yet
-/// written. Anything else is someone else's file.
+/// or starting with the magic, or what an unfinished creation leaves.
+/// Anything else is someone else's file.
 pub fn looks_like_record(file: &File) -> io::Result<bool> {
     let len = file.metadata()?.len();
     if len == 0 {
@@ -700,7 +708,41 @@ pub fn looks_like_record(file: &File) -> io::Result<bool> {
     }
     file.read_exact_at(&mut magic, 0)?;
     let magic = u64::from_le_bytes(magic);
-    Ok(magic == MAGIC || magic == 0 && len == RECORD_SIZE as u64)
+    if magic == MAGIC {
+        return Ok(true);
+    }
+    if magic != 0 || len != RECORD_SIZE as u64 {
+        return Ok(false);
+    }
+    let mut bytes = vec![0u8; RECORD_SIZE];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(unfinished_creation(&words_of(&bytes)))
+}
+
+fn words_of(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect()
+}
+
+/// Whether a record-sized file without the magic is exactly what a
+/// creation interrupted before its last write leaves: zeros (after
+/// `posix_fallocate`), with perhaps the header's other words and a whole
+/// first copy of the state written. A file of the right size that holds
+/// anything else is not cbreak's, and is never rewritten.
+fn unfinished_creation(all: &[u64]) -> bool {
+    if all.len() != WORDS || all[W_MAGIC] != 0 {
+        return false;
+    }
+    let header = &all[1..HEADER_WORDS];
+    let header_ok = header.iter().all(|&w| w == 0)
+        || header[..4] == [VERSION, RECORD_SIZE as u64, 0, 0]
+            && header[4..].iter().all(|&w| w == 0);
+    let mut first = [0u64; USED_WORDS];
+    first.copy_from_slice(&all[HEADER_WORDS..HEADER_WORDS + USED_WORDS]);
+    let first_ok = first.iter().all(|&w| w == 0) || codec::is_sealed(&first);
+    header_ok && first_ok && all[HEADER_WORDS + USED_WORDS..].iter().all(|&w| w == 0)
 }
 
 /// The header of a full-size record whose magic is set.
@@ -752,7 +794,11 @@ pub fn read(path: &Path, access: Access) -> Result<BreakerState, RecordError> {
         u64::from_le_bytes(w)
     };
     if word(W_MAGIC) == 0 {
-        return Err(RecordError::Uninitialized);
+        return Err(if unfinished_creation(&words_of(&bytes)) {
+            RecordError::Uninitialized
+        } else {
+            RecordError::Foreign(format!("{RECORD_SIZE} bytes, without cbreak's magic"))
+        });
     }
     check_header(word(W_MAGIC), word(W_VERSION), word(W_SIZE))?;
     let active = word(W_ACTIVE);

@@ -93,12 +93,26 @@ impl StateDir {
     }
 
     /// Creates the state directory (mode 0700) if it is missing.
+    /// Missing parents too, each 0700 whatever the umask: under `umask
+    /// 0377` the directories would otherwise be made unusable (0400), the
+    /// user's `~/.local` among them.
     pub fn create_dir(&self) -> Result<(), StoreError> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(self.io(&self.dir, "create the state directory"))
+        use std::os::unix::fs::PermissionsExt;
+        let missing: Vec<&Path> = self
+            .dir
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+            .collect();
+        for dir in missing.into_iter().rev() {
+            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(self.io(dir, "set the mode of"))?,
+                // Made by someone else meanwhile: judged like any other.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(self.io(&self.dir, "create the state directory")(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Checks the directory before anything is written there, creating it
