@@ -306,7 +306,7 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
         Ok((t, state)) => {
             announce(&rc.hooks, rc.quiet, &name, t, &state);
         }
-        Err(e) => warn(&format!("the outcome was not recorded: {e}")),
+        Err(e) => warn(&format!("the outcome may not have been recorded: {e}")),
     }
     ended(&finished, rc.preserve_status)
 }

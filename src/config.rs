@@ -255,10 +255,13 @@ impl Config {
             None => crate::record::DEFAULT_LOCK_WAIT,
         };
         let store = match cli.global.store {
+            // An empty CBREAK_STORE (a CI secret a fork's job cannot see)
+            // means the state directory, not a stopped job.
+            Some(url) if url.trim().is_empty() => None,
             None => None,
             Some(url) => {
                 let mut c = store_config(
-                    &url,
+                    url.trim(),
                     cli.global.store_prefix,
                     cli.global.store_timeout,
                     cli.global.store_expiry,

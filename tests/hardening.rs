@@ -922,3 +922,19 @@ fn bidirectional_controls_are_escaped_in_messages() {
         out.stderr
     );
 }
+
+/// A CI secret a fork's job cannot see arrives as an empty variable: the
+/// job must run on the local state directory, not stop.
+#[test]
+fn an_empty_store_variable_means_the_state_directory() {
+    let env = Env::new();
+    for empty in ["", "  "] {
+        let out = env
+            .command(&["run", "-n", "s", "--", "sh", "-c", "exit 3"])
+            .env("CBREAK_STORE", empty)
+            .output()
+            .unwrap();
+        Run::from(out).code(3).stderr_empty();
+    }
+    assert_eq!(env.status("s")["calls"], 2);
+}

@@ -120,7 +120,8 @@ impl Redis {
     }
 
     /// PING over the unix socket (no password: a NOAUTH error is an
-    /// answer too).
+    /// answer too; a LOADING error, while a restarted server replays its
+    /// append-only file, is not).
     fn ping(&self) -> bool {
         let Ok(mut s) = UnixStream::connect(self.socket()) else {
             return false;
@@ -130,7 +131,7 @@ impl Redis {
             return false;
         }
         let mut buf = [0u8; 64];
-        matches!(s.read(&mut buf), Ok(n) if n > 0 && (buf[0] == b'+' || buf[0] == b'-'))
+        matches!(s.read(&mut buf), Ok(n) if n > 0 && (buf[0] == b'+' || buf[0] == b'-' && !buf[..n].starts_with(b"-LOADING")))
     }
 
     /// `redis-cli` on the unix socket with `args`; its output, trimmed.

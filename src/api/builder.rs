@@ -437,6 +437,15 @@ impl Builder {
     pub fn build(self) -> Result<Breaker, Error> {
         crate::store::validate_name(&self.name).map_err(Error::config)?;
         let policy = self.policy().map_err(Error::config)?;
+        if self
+            .state_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return Err(Error::config(
+                "state_dir is empty: give a directory, or leave it out for the default".into(),
+            ));
+        }
         let explicit = self.state_dir.clone().or_else(|| {
             std::env::var_os("CBREAK_STATE_DIR")
                 .filter(|d| !d.is_empty())
@@ -459,6 +468,20 @@ impl Builder {
         use crate::value::{parse_factor, parse_percent, parse_window};
         let named = |method: &'static str| move |e: String| format!("{method}: {e}");
         let ms = |d: Duration| -> Millis { u64::try_from(d.as_millis()).unwrap_or(u64::MAX) };
+        // The command's bounds on durations hold here too: at least a
+        // millisecond where 0 means nothing, at most 100 years.
+        for (method, d) in [
+            ("recovery", Some(self.recovery)),
+            ("max_recovery", self.max_recovery),
+            ("slow", self.slow),
+        ] {
+            if let Some(d) = d {
+                crate::value::parse_duration(&format!("{}ms", ms(d))).map_err(named(method))?;
+            }
+        }
+        if ms(self.recovery) == 0 {
+            return Err("recovery: must be at least 1ms".into());
+        }
         let failure_rate = self
             .failure_rate
             .map(|p| parse_percent(&p.to_string()))
@@ -529,6 +552,15 @@ mod tests {
             "min_calls 20 is larger than window 10: x"
         );
         assert_eq!(builder_words("no options here"), "no options here");
+    }
+
+    #[test]
+    fn durations_keep_the_commands_bounds() {
+        let too_long = Builder::new("x").recovery(Duration::MAX).policy();
+        assert!(too_long.unwrap_err().starts_with("recovery: too long"));
+        let zero = Builder::new("x").recovery(Duration::ZERO).policy();
+        assert!(zero.is_err());
+        assert!(Builder::new("x").state_dir("").build().is_err());
     }
 
     #[test]

@@ -147,7 +147,7 @@ impl Shared {
     fn record(&self, ticket: Ticket, call: Call) {
         if let Err(e) = self.with(|core| core.record(ticket, call)) {
             (self.warn)(&format!(
-                "breaker '{}': the outcome was not recorded: {e}",
+                "breaker '{}': the outcome may not have been recorded: {e}",
                 self.name
             ));
         }

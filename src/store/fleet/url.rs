@@ -37,7 +37,17 @@ pub struct StoreUrl {
 impl StoreUrl {
     /// Parses `text`; the error names what is wrong (never the password).
     pub fn parse(text: &str) -> Result<StoreUrl, String> {
-        let bad = |why: &str| format!("bad store URL '{}': {why}", redact(text));
+        // A URL that does not parse may hold a password anywhere, raw '/',
+        // '#', '?' or '@' in it included: everything up to its last '@' is
+        // masked, and no piece of it is quoted back.
+        let bad = |why: &str| {
+            let why = if text.contains('@') {
+                unquoted(why)
+            } else {
+                why.to_string()
+            };
+            format!("bad store URL '{}': {why}", redact(text))
+        };
         let Some((scheme, rest)) = text.split_once("://") else {
             return Err(bad(
                 "expected redis://HOST[:PORT][/DB], rediss://… or unix:///PATH",
@@ -215,11 +225,28 @@ pub fn redact(text: &str) -> String {
             None => text.to_string(),
         };
     };
-    let end = rest.find('/').unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
+    match rest.rfind('@') {
         Some(i) => format!("{scheme}://***{}", &rest[i..]),
         None => text.to_string(),
     }
+}
+
+/// `why` with every quoted piece ('…') of the URL left out.
+fn unquoted(why: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in why.chars() {
+        match c {
+            '\'' if !quoted => {
+                quoted = true;
+                out.push_str("a part");
+            }
+            '\'' => quoted = false,
+            _ if !quoted => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 impl fmt::Display for StoreUrl {
@@ -262,6 +289,26 @@ impl fmt::Debug for StoreUrl {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_url_that_does_not_parse_never_shows_its_password() {
+        for url in [
+            "redis://cb3:hunter2/x@127.0.0.1:16379",
+            "redis://cb:p@ss:w/rd%40#?x@127.0.0.1:16379",
+            "redis://:hunter2%::/@[::1]:1",
+            "unix://:hunter2/@@h",
+            "rediss://us@er:hun[ter2/[@@h",
+            "hunter2@h",
+        ] {
+            let err = StoreUrl::parse(url).unwrap_err();
+            assert!(
+                !err.contains("hunter2") && !err.contains("ter2"),
+                "{url}: {err}"
+            );
+            assert!(err.starts_with("bad store URL '"), "{err}");
+        }
+    }
+
     use super::*;
 
     fn tcp(host: &str, port: u16) -> Address {
