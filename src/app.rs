@@ -365,12 +365,7 @@ fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
         OnStateError::Skip => "skipping the command (--on-state-error skip)",
         OnStateError::Fail => "not running the command (--on-state-error fail)",
     };
-    let line = format!("breaker '{name}' unavailable: {msg}; {what}");
-    match rc.on_state_error {
-        // Exit 125 is an error, not a warning.
-        OnStateError::Fail => say(&line),
-        OnStateError::Run | OnStateError::Skip => warn(&line),
-    }
+    unavailable(name, msg, what, rc.on_state_error);
     match rc.on_state_error {
         OnStateError::Run => match spawn(rc) {
             Ok(f) => ended(&f, rc.preserve_status),
@@ -379,6 +374,16 @@ fn state_error(rc: &RunConfig, name: &str, msg: &str) -> Exit {
         // As if the breaker were open: the fallback, if there is one.
         OnStateError::Skip => fallback(rc),
         OnStateError::Fail => Exit::Error,
+    }
+}
+
+/// Says that `name`'s state cannot be used (`msg`) and what is done
+/// instead (`what`): a warning, or an error when that ends cbreak with 125.
+fn unavailable(name: &str, msg: &str, what: &str, mode: OnStateError) {
+    let line = format!("breaker '{name}' unavailable: {msg}; {what}");
+    match mode {
+        OnStateError::Fail => say(&line),
+        OnStateError::Run | OnStateError::Skip => warn(&line),
     }
 }
 
@@ -545,12 +550,7 @@ fn check(
                 ),
                 OnStateError::Fail => ("--on-state-error fail", Exit::Error),
             };
-            let line = format!("breaker '{name}' unavailable: {msg}; {what}");
-            if on_state_error == OnStateError::Fail {
-                say(&line);
-            } else {
-                warn(&line);
-            }
+            unavailable(name, &msg, what, on_state_error);
             return exit;
         }
     };
