@@ -121,16 +121,27 @@ impl StateDir {
         if let Some(access) = self.access.get() {
             return Ok(*access);
         }
-        let meta = match std::fs::metadata(&self.dir) {
+        let (meta, link) = match self.stat_dir() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.may_create()?;
                 self.create_dir()?;
-                std::fs::metadata(&self.dir)
+                self.stat_dir()
             }
             other => other,
         }
         .map_err(self.io(&self.dir, "use the state directory"))?;
-        self.judge(&meta)
+        self.judge(&meta, link.as_ref())
+    }
+
+    /// The directory's metadata, and the symlink's own when the path is
+    /// one: one `lstat` on the common path, where it is not.
+    fn stat_dir(&self) -> io::Result<(std::fs::Metadata, Option<std::fs::Metadata>)> {
+        let meta = std::fs::symlink_metadata(&self.dir)?;
+        if meta.file_type().is_symlink() {
+            Ok((std::fs::metadata(&self.dir)?, Some(meta)))
+        } else {
+            Ok((meta, None))
+        }
     }
 
     /// A missing state directory is made only inside a directory of this
@@ -166,10 +177,10 @@ impl StateDir {
         if let Some(access) = self.access.get() {
             return Ok(Some(*access));
         }
-        match std::fs::metadata(&self.dir) {
+        match self.stat_dir() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io(&self.dir, "use the state directory")(e)),
-            Ok(meta) => self.judge(&meta).map(Some),
+            Ok((meta, link)) => self.judge(&meta, link.as_ref()).map(Some),
         }
     }
 
@@ -178,12 +189,18 @@ impl StateDir {
     /// A directory writable by every user is refused, sticky or not (in a
     /// sticky one another user can still create a record before you and
     /// control it). A setgid, group-writable directory is *shared* when you
-    /// are a member of its group (root counts as one): its records must
-    /// belong to that group and are created 0660. Any other directory must
-    /// be yours (or root's) and its records yours, created 0600. Network
+    /// are a member of its group (root too must be one): its records must
+    /// belong to that group and are created 0660; a group-writable one that
+    /// is not shared is refused. Any other directory must be yours (or
+    /// root's) and its records yours, created 0600; a path that is a
+    /// symlink (`link`) must be yours or root's as well. Network
     /// file systems are refused unless allowed, because `flock(2)`, the
     /// probe lock and shared mappings are not coherent there.
-    fn judge(&self, meta: &std::fs::Metadata) -> Result<Access, StoreError> {
+    fn judge(
+        &self,
+        meta: &std::fs::Metadata,
+        link: Option<&std::fs::Metadata>,
+    ) -> Result<Access, StoreError> {
         use std::os::unix::fs::MetadataExt;
         let refuse = |why: String| StoreError::Refused {
             dir: self.dir.clone(),
@@ -224,8 +241,7 @@ impl StateDir {
         }
         // The path itself may be a symlink another user planted (in /tmp,
         // say) to point cbreak at a directory of their choosing.
-        if let Ok(link) = std::fs::symlink_metadata(&self.dir)
-            && link.file_type().is_symlink()
+        if let Some(link) = link
             && link.uid() != me
             && link.uid() != 0
         {
