@@ -1,7 +1,9 @@
 //! In-process cost of the record paths on a real file: what `cbreak run`
 //! does around the command (admit, then record the outcome: two lock,
 //! check, update, unlock cycles), the open path's rejection, and the read
-//! behind `status`. Run with `cargo bench --bench record`.
+//! behind `status`; the first both read with `pread(2)` (as `cbreak run`
+//! does) and through a map (as the library's `Breaker` does). Run with
+//! `cargo bench --bench record`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -33,6 +35,24 @@ fn paths(c: &mut Criterion) {
                 .unwrap();
             store
                 .update(&mut closed, fresh, |s| s.record(ticket, success, &mut host))
+                .unwrap();
+        })
+    });
+    // The same through a map, as the library's `Breaker` reads its record.
+    let mapping = StateDir::new(dir.path().join("state"), false).mapping();
+    let mut mapped = mapping.open("closed");
+    c.bench_function("closed, mapped: admit + record success", |b| {
+        b.iter(|| {
+            let ticket = mapping
+                .update(&mut mapped, fresh, |s| {
+                    match s.admit(&policy, &mut host).0 {
+                        Admission::Run(t) => t,
+                        Admission::Reject(_) => unreachable!("closed"),
+                    }
+                })
+                .unwrap();
+            mapping
+                .update(&mut mapped, fresh, |s| s.record(ticket, success, &mut host))
                 .unwrap();
         })
     });

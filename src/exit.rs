@@ -48,9 +48,15 @@ impl Exit {
     /// cbreak (bash stops a loop only when its child *died of* SIGINT);
     /// otherwise, or if that fails, by returning the exit status.
     pub fn end(self) -> std::process::ExitCode {
+        std::process::ExitCode::from(self.status())
+    }
+
+    /// [`Exit::end`] for C's `main` (see `start`): dies of the signal of
+    /// [`Exit::Killed`], or returns the exit status.
+    pub fn status(self) -> u8 {
         if let Exit::Killed(sig) = self {
             crate::exec::die_of(sig);
         }
-        std::process::ExitCode::from(self.code())
+        self.code()
     }
 }

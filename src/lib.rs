@@ -78,6 +78,8 @@ pub(crate) mod output;
 #[doc(hidden)]
 pub mod record;
 #[doc(hidden)]
+pub mod start;
+#[doc(hidden)]
 pub mod store;
 pub(crate) mod util;
 #[doc(hidden)]

@@ -1,5 +1,16 @@
 //! The `cbreak` binary: parse, run, exit. Everything else is in the library.
+//!
+//! It starts from C's `main`, not Rust's: `cbreak::start` says what Rust's
+//! runtime start-up would do first, and which half of it cbreak keeps.
+//! (Its unit-test build keeps Rust's `main`, for the test harness.)
 
-fn main() -> std::process::ExitCode {
-    cbreak::run(std::env::args_os()).end()
+#![cfg_attr(not(test), no_main)]
+
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    cbreak::start::main()
 }

@@ -453,7 +453,8 @@ impl Builder {
         });
         let dir = crate::store::state_dir(explicit).map_err(Error::config)?;
         let store = crate::store::StateDir::new(dir, self.allow_network_fs)
-            .with_lock_wait(self.lock_timeout);
+            .with_lock_wait(self.lock_timeout)
+            .mapping();
         let sink = self
             .on_warning
             .unwrap_or_else(|| Arc::new(|line: &str| crate::output::warn(line)) as WarningSink);

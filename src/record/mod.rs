@@ -1,7 +1,9 @@
-//! The on-disk breaker record: layout, mapping, locking and validation.
+//! The on-disk breaker record: layout, reading, locking and validation.
 //!
-//! Owns the bytes of one breaker's file and nothing above them: it maps
-//! the file, guards every access with `flock(2)` (a [`Guard`] reaches the
+//! Owns the bytes of one breaker's file and nothing above them: it reads
+//! the file (with `pread(2)`, or through a read-only map for a handle kept
+//! open for many updates, see [`Record::map_reads`]), writes it with
+//! `pwrite(2)`, guards every access with `flock(2)` (a [`Guard`] reaches the
 //! state only once [`Guard::check`] made it a [`Checked`]), and keeps the
 //! probe lock. Turning a [`BreakerState`] into a body's words and back is
 //! its submodule `codec`, which does no I/O. Where the file lives and what to do with a
@@ -10,9 +12,9 @@
 //! # Layout (version 1)
 //!
 //! A record is exactly [`RECORD_SIZE`] = 8192 bytes, preallocated with
-//! `posix_fallocate` so that stores through the map cannot fault on a full
-//! disk. It is an array of little-endian `u64` words, every one read and
-//! written as an `AtomicU64` through a `MAP_SHARED` mapping.
+//! `posix_fallocate` so that a full disk is found when it is created. It
+//! is an array of little-endian `u64` words; through a map, every word is
+//! read as an `AtomicU64`.
 //!
 //! | word | field |
 //! |---|---|
@@ -188,6 +190,8 @@ pub struct Record {
     path: PathBuf,
     access: Access,
     map: RefCell<Option<Mapped>>,
+    /// Whether reads go through a map (see [`Record::map_reads`]).
+    map_reads: bool,
     /// This open file holds the probe lock.
     probe_locked: Cell<bool>,
     /// The probe slot's owner as this process stamped it when it took the
@@ -224,7 +228,12 @@ pub struct Guard<'a> {
 /// A locked record that passed [`Guard::check`]: the only way to
 /// [`load`](Checked::load) and [`store`](Checked::store) a state.
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct Checked<'a>(Guard<'a>);
+pub struct Checked<'a>(
+    Guard<'a>,
+    /// The active copy and the sequence number that the last
+    /// [`Checked::load`] read, for [`Checked::store`] to write after.
+    Cell<Option<[u64; 2]>>,
+);
 
 impl<'a> std::ops::Deref for Checked<'a> {
     type Target = Guard<'a>;
@@ -281,9 +290,21 @@ impl Record {
             path: path.to_path_buf(),
             access,
             map: RefCell::new(None),
+            map_reads: false,
             probe_locked: Cell::new(false),
             probe_owner: Cell::new(None),
         }
+    }
+
+    /// Reads this record through a read-only shared map from its next
+    /// lock on, instead of with `pread(2)`: for a handle kept open for many
+    /// updates (the library's [`crate::Breaker`]), where the map, made
+    /// once, saves the two reads of every update (about 1.6 µs of an
+    /// update's 6 µs here). A process that updates a record once or twice
+    /// (`cbreak run`) reads it: there, mapping it, installing the fault
+    /// guard and unmapping it cost what they save (BENCHMARKS.md).
+    pub fn map_reads(&mut self) {
+        self.map_reads = true;
     }
 
     /// Takes the exclusive lock, then checks that the path still names this
@@ -354,17 +375,16 @@ impl Record {
     }
 
     fn pread_words(&self, first: usize, out: &mut [u64]) -> Result<(), RecordError> {
-        let mut bytes = vec![0u8; out.len() * 8];
         self.file
-            .read_exact_at(&mut bytes, (first * 8) as u64)
+            .read_exact_at(bytes_of_mut(out), (first * 8) as u64)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::UnexpectedEof => RecordError::Io(io::Error::other(
                     "the record file was truncated by another process while cbreak read it",
                 )),
                 _ => RecordError::Io(e),
             })?;
-        for (dst, src) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-            *dst = u64::from_le_bytes(src.try_into().unwrap_or([0; 8]));
+        for w in out.iter_mut() {
+            *w = u64::from_le(*w);
         }
         Ok(())
     }
@@ -372,8 +392,36 @@ impl Record {
     /// Writes `words` at word `first`. A full disk (copy-on-write file
     /// systems need space to overwrite) is `ENOSPC` here, never a fault.
     fn write_words(&self, first: usize, words: &[u64]) -> io::Result<()> {
-        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        self.file.write_all_at(&bytes, (first * 8) as u64)
+        let offset = (first * 8) as u64;
+        if cfg!(target_endian = "little") {
+            self.file.write_all_at(bytes_of(words), offset)
+        } else {
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            self.file.write_all_at(&bytes, offset)
+        }
+    }
+}
+
+/// The bytes of `words` in memory order (little-endian ones on the
+/// machines cbreak is built for), for writing without a copy.
+fn bytes_of(words: &[u64]) -> &[u8] {
+    // SAFETY: the slice covers exactly the `words.len() * 8` initialised
+    // bytes of `words`, borrowed for as long as `words` is; u8 has
+    // alignment 1, and every byte of a u64 is a valid u8.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), std::mem::size_of_val(words)) }
+}
+
+/// `words` as bytes to read into without a copy; the caller converts each
+/// word from little-endian afterwards.
+fn bytes_of_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: as in `bytes_of`, with the unique borrow of `words` carried
+    // over to the bytes, so nothing else sees them while they are written;
+    // any bytes written form a valid u64 (every bit pattern is one).
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            words.as_mut_ptr().cast::<u8>(),
+            std::mem::size_of_val(words),
+        )
     }
 }
 
@@ -474,7 +522,7 @@ impl<'a> Guard<'a> {
         fresh: impl FnOnce() -> BreakerState,
     ) -> Result<Checked<'a>, (Guard<'a>, RecordError)> {
         match self.verify(fresh) {
-            Ok(()) => Ok(Checked(self)),
+            Ok(()) => Ok(Checked(self, Cell::new(None))),
             Err(e) => Err((self, e)),
         }
     }
@@ -540,9 +588,11 @@ impl<'a> Guard<'a> {
         self.initialize(&fresh())
     }
 
+    /// Maps the record if it is read through a map (see
+    /// [`Record::map_reads`]) and not mapped yet.
     fn map(&self) -> io::Result<()> {
         let rec = self.record;
-        if rec.map.borrow().is_none() {
+        if rec.map_reads && rec.map.borrow().is_none() {
             let raw = MmapOptions::new()
                 .len(RECORD_SIZE)
                 .map_raw_read_only(&rec.file)?;
@@ -576,16 +626,21 @@ impl<'a> Checked<'a> {
     /// Reads the current state: the newest copy that is whole.
     pub fn load(&self) -> Result<BreakerState, RecordError> {
         let rec = self.0.record;
-        let mut header = [0u64; HEADER_WORDS];
-        rec.read_words(0, &mut header)?;
-        let active = header[W_ACTIVE];
+        // One read of the header and both copies' used words (with the
+        // unused rest of copy 0 between them, cheaper than a second read).
+        let mut image = [0u64; IMAGE_WORDS];
+        rec.read_words(0, &mut image)?;
+        let active = image[W_ACTIVE];
         if active > 1 {
             return Err(RecordError::Corrupt(format!("active body index {active}")));
         }
-        let mut bodies = [[0u64; USED_WORDS]; 2];
-        rec.read_words(body_start(active), &mut bodies[0])?;
-        rec.read_words(body_start(active ^ 1), &mut bodies[1])?;
-        newest(&bodies[0], &bodies[1]).map_err(RecordError::Corrupt)
+        // For `store`, which writes after the copy and sequence just read.
+        self.1.set(Some([active, image[W_SEQUENCE]]));
+        let body = |index: u64| image[body_start(index)..].first_chunk::<USED_WORDS>();
+        match (body(active), body(active ^ 1)) {
+            (Some(active), Some(other)) => newest(active, other).map_err(RecordError::Corrupt),
+            _ => unreachable!("IMAGE_WORDS covers both bodies' used words"),
+        }
     }
 
     /// Replaces the state: writes the inactive copy, then makes it active.
@@ -594,10 +649,16 @@ impl<'a> Checked<'a> {
     /// [`Checked::load`] falls back to the other copy.
     pub fn store(&self, state: &BreakerState) -> Result<(), RecordError> {
         let rec = self.0.record;
-        let mut header = [0u64; W_SEQUENCE + 1];
-        rec.read_words(W_MAGIC, &mut header)?;
-        let next = (header[W_ACTIVE] ^ 1) & 1;
-        let sequence = header[W_SEQUENCE].wrapping_add(1);
+        let [active, sequence] = match self.1.get() {
+            Some(read) => read,
+            None => {
+                let mut header = [0u64; W_SEQUENCE + 1];
+                rec.read_words(W_MAGIC, &mut header)?;
+                [header[W_ACTIVE], header[W_SEQUENCE]]
+            }
+        };
+        let next = (active ^ 1) & 1;
+        let sequence = sequence.wrapping_add(1);
         let mut body = encode(state);
         body[B_SEQUENCE] = sequence;
         seal(&mut body);
@@ -609,6 +670,7 @@ impl<'a> Checked<'a> {
             W_MAGIC,
             &[MAGIC, VERSION, RECORD_SIZE as u64, next, sequence],
         )?;
+        self.1.set(Some([next, sequence]));
         Ok(())
     }
 
@@ -652,6 +714,10 @@ impl<'a> Checked<'a> {
         }
     }
 }
+
+/// The words [`Checked::load`] reads: the header and both bodies' used
+/// words.
+const IMAGE_WORDS: usize = HEADER_WORDS + BODY_WORDS + USED_WORDS;
 
 fn body_start(index: u64) -> usize {
     HEADER_WORDS + BODY_WORDS * (index as usize & 1)
@@ -895,18 +961,31 @@ mod tests {
     }
 
     #[test]
-    fn record_file_stores_and_loads_through_the_map() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b");
-        let mut rec = Record::open_rw(&path, mine()).unwrap();
-        let fresh = BreakerState::new(5, 1, Policy::default());
-        let g = rec.lock(|| fresh).unwrap();
-        assert_eq!(g.load().unwrap(), fresh);
-        let busy = busy_state();
-        g.store(&busy).unwrap();
-        drop(g);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), RECORD_SIZE as u64);
-        assert_eq!(read(&path, mine()).unwrap(), busy);
+    fn record_file_stores_and_loads_read_or_mapped() {
+        for mapped in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("b");
+            let mut rec = Record::open_rw(&path, mine()).unwrap();
+            if mapped {
+                rec.map_reads();
+            }
+            let fresh = BreakerState::new(5, 1, Policy::default());
+            let g = rec.lock(|| fresh).unwrap();
+            assert_eq!(g.load().unwrap(), fresh);
+            let busy = busy_state();
+            g.store(&busy).unwrap();
+            // A second store under the same lock writes after the first.
+            let mut busier = busy;
+            busier.generation += 1;
+            g.store(&busier).unwrap();
+            assert_eq!(g.load().unwrap(), busier, "mapped: {mapped}");
+            drop(g);
+            assert_eq!(rec.map.borrow().is_some(), mapped);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), RECORD_SIZE as u64);
+            assert_eq!(read(&path, mine()).unwrap(), busier);
+            let g = rec.lock(|| fresh).unwrap();
+            assert_eq!(g.load().unwrap(), busier, "mapped: {mapped}");
+        }
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct StateDir {
     dir: PathBuf,
     allow_network_fs: bool,
     lock_wait: Duration,
+    /// Whether records are read through a map (see [`StateDir::mapping`]).
+    map_records: bool,
     /// The directory's verdict, once judged: it does not change under a
     /// process in any way cbreak has to follow.
     access: OnceCell<Access>,
@@ -67,6 +69,7 @@ impl StateDir {
             dir,
             allow_network_fs,
             lock_wait: DEFAULT_LOCK_WAIT,
+            map_records: false,
             access: OnceCell::new(),
             events: RefCell::new(Vec::new()),
         }
@@ -76,6 +79,14 @@ impl StateDir {
     /// [`DEFAULT_LOCK_WAIT`]) before failing with [`StoreError::Busy`].
     pub fn with_lock_wait(mut self, wait: Duration) -> StateDir {
         self.lock_wait = wait;
+        self
+    }
+
+    /// Reads the records it opens through a map (see
+    /// [`Record::map_reads`]): for a store whose handles stay open for many
+    /// updates.
+    pub fn mapping(mut self) -> StateDir {
+        self.map_records = true;
         self
     }
 
@@ -272,7 +283,11 @@ impl StateDir {
     /// Opens (creating if needed) the record of `name` for writing.
     fn open_rw(&self, path: &Path) -> Result<Record, StoreError> {
         let access = self.prepare()?;
-        Record::open_rw(path, access).map_err(self.io(path, "open"))
+        let mut record = Record::open_rw(path, access).map_err(self.io(path, "open"))?;
+        if self.map_records {
+            record.map_reads();
+        }
+        Ok(record)
     }
 
     /// Keeps a corrupt record as `NAME~corrupt-<ms>`. Renaming needs only
