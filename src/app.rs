@@ -50,6 +50,13 @@ fn with_store<S: Store>(store: Result<S, String>, action: Action) -> Exit {
         } => return check(store, &name, &policy, on_state_error),
         _ => {}
     }
+    other(store, action)
+}
+
+/// The subcommands other than `run` and `check`. Out of line, with
+/// `check`, so that `run` does not pay for their stack frames.
+#[inline(never)]
+fn other<S: Store>(store: Result<S, String>, action: Action) -> Exit {
     let store = match store {
         Ok(s) => s,
         Err(msg) => {
@@ -111,6 +118,7 @@ fn tell(store: &impl Store) {
 
 /// The subcommands that need no state directory: `name`, `completions`,
 /// `man`. None for the others.
+#[inline(never)]
 fn without_state(action: &Action) -> Option<Exit> {
     let text = match action {
         Action::Name { name } => format!("{name}\n"),
@@ -247,6 +255,7 @@ fn io_failed(what: &str) -> impl FnOnce(std::io::Error) -> Failed + '_ {
 }
 
 /// `cbreak run`.
+#[inline(never)]
 fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
     let name = rc.name.clone().unwrap_or_else(|| default_name(&rc.command));
     let policy = rc.policy;
@@ -528,6 +537,7 @@ fn read_all(store: &impl Store) -> Result<(Vec<(String, BreakerState)>, bool), F
 
 /// `cbreak check`: reads, never moves or changes anything. A state that
 /// cannot be used is handled as `run` handles it.
+#[inline(never)]
 fn check(
     store: Result<impl Store, String>,
     name: &str,

@@ -63,7 +63,10 @@ impl<S: Store> Core<S> {
     }
 
     /// Decides whether a call may run now: the admission, the transition
-    /// it made (into half-open), and the state it left.
+    /// it made (into half-open), and the state it left. Out of line, like
+    /// [`Core::record`]: the stack of the update is given back before the
+    /// caller goes on (a skip touches fewer pages).
+    #[inline(never)]
     pub(crate) fn admit(
         &mut self,
     ) -> Result<(Admission, Option<Transition>, BreakerState), StoreError> {

@@ -122,17 +122,29 @@ const SUBCOMMANDS: [(&str, Build); 14] = [
 /// definition.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
     let args: Vec<OsString> = args.into_iter().collect();
-    if let Some(cli) = fast::parse(&args) {
-        return Ok(cli);
+    parse_args(&args)
+}
+
+fn parse_args(args: &[OsString]) -> Result<Cli, clap::Error> {
+    match fast::parse(args) {
+        Some(cli) => Ok(cli),
+        None => parse_with_clap(args),
     }
+}
+
+/// clap, for what the lean parser leaves. Out of line, so that a run the
+/// lean parser takes does not pay for its stack frame.
+#[cold]
+#[inline(never)]
+fn parse_with_clap(args: &[OsString]) -> Result<Cli, clap::Error> {
     let mut fast = GlobalArgs::augment_args(clap::Command::new("cbreak")).subcommand_required(true);
     for (name, build) in SUBCOMMANDS {
         fast = fast.subcommand(clap::Command::new(name).defer(build));
     }
-    fast.try_get_matches_from(&args)
+    fast.try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m))
         .or_else(|_| {
-            let matches = command().try_get_matches_from(&args)?;
+            let matches = command().try_get_matches_from(args)?;
             Cli::from_arg_matches(&matches)
         })
 }
@@ -140,7 +152,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Erro
 /// Parses the command line, or says what to print instead: help, the
 /// version, or a usage error worded for people (see `usage`).
 pub fn parse_or_explain(args: &[OsString]) -> Result<Cli, usage::Usage> {
-    parse(args.iter().cloned()).map_err(|e| usage::explain(&e, args))
+    parse_args(args).map_err(|e| usage::explain(&e, args))
 }
 
 /// The whole definition, as help, errors, man pages and completions show
