@@ -108,8 +108,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Exit {
     let cli = match cli::parse_or_explain(&args) {
         Ok(cli) => cli,
         Err(cli::usage::Usage::Print(text)) => {
-            let _ = output::print(&text);
-            return Exit::Success;
+            return match output::print(&text) {
+                Ok(()) => Exit::Success,
+                Err(e) => {
+                    output::say(&format!("cannot write to stdout: {e}"));
+                    Exit::Error
+                }
+            };
         }
         Err(cli::usage::Usage::Error(line)) => {
             output::say(&line);

@@ -10,10 +10,10 @@
 //! stack — for which glibc's `pthread_getattr_np` reads and parses
 //! `/proc/self/maps` to find the main thread's stack (45,000 instructions
 //! and 19 system calls of a static build's 34; BENCHMARKS.md). cbreak does
-//! the first two, which its behaviour depends on, and not the last two: a
-//! stack overflow (never expected: nothing here recurses on input) then
-//! ends cbreak with SIGSEGV instead of Rust's message and SIGABRT, and the
-//! main thread is unnamed in a panic message.
+//! the first two, which its behaviour depends on, and not the last two:
+//! the main thread is unnamed in a panic message, and a stack overflow
+//! would end cbreak with SIGSEGV instead of Rust's message and SIGABRT —
+//! which is why cbreak makes sure of its stack instead (below).
 //!
 //! What is kept, as Rust does it:
 //! - descriptors 0, 1 and 2, if closed, are opened on `/dev/null`, so that
@@ -24,8 +24,13 @@
 //!   lose a command's exit status; `exec` gives the command the default
 //!   back, as Rust's `Command` does;
 //! - a panic (none is expected: cbreak never panics on any input) prints
-//!   its message and exits 101;
+//!   its message and exits 101 in a build that unwinds (tests); the
+//!   release build aborts on a panic (`panic = "abort"`);
 //! - standard output is flushed before the process exits.
+//!
+//! And one thing Rust does not: under a `ulimit -s` too small for cbreak's
+//! work, it works on a thread with a stack of its own (see
+//! `on_a_thread_of_its_own`) instead of dying of SIGSEGV.
 
 use std::ffi::c_int;
 use std::io::Write;
@@ -39,11 +44,65 @@ pub fn main() -> c_int {
         return c_int::from(crate::exit::Exit::Error.code());
     }
     ignore_sigpipe();
+    if stack_limit_below(STACK) {
+        on_a_thread_of_its_own(STACK)
+    } else {
+        work()
+    }
+}
+
+/// The stack cbreak's work needs, with room to spare: a run uses about
+/// 32 KiB of it (BENCHMARKS.md), help and usage errors somewhat more.
+const STACK: usize = 1 << 20;
+
+/// Runs cbreak: what C's `main` returns (or the process dies of a signal).
+/// Out of line, so that `main`'s own frame stays small enough for a
+/// stack limit of a few KiB.
+#[inline(never)]
+fn work() -> c_int {
     let exit = std::panic::catch_unwind(|| crate::run(std::env::args_os()));
     let _ = std::io::stdout().flush();
     match exit {
         Ok(exit) => c_int::from(exit.status()),
         Err(_) => 101,
+    }
+}
+
+/// Whether the main thread's stack may not grow to `bytes` (`ulimit -s`).
+fn stack_limit_below(bytes: usize) -> bool {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes one rlimit struct, a local that outlives
+    // the call.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } == 0;
+    ok && limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < bytes as libc::rlim_t
+}
+
+/// Under a small `ulimit -s`, which limits only the main thread's stack,
+/// cbreak works on a thread with a stack of `bytes` rather than die of
+/// SIGSEGV, perhaps after the command ran and before its outcome was
+/// recorded. The main thread blocks every signal while it waits, so that
+/// signals reach the working thread, as they would reach a single-threaded
+/// cbreak. The limit reaches the command unchanged.
+#[cold]
+fn on_a_thread_of_its_own(bytes: usize) -> c_int {
+    let worker = std::thread::Builder::new().stack_size(bytes).spawn(work);
+    match worker {
+        Ok(worker) => {
+            // SAFETY: sigfillset and pthread_sigmask write and read a local
+            // sigset_t that outlives the calls; blocking signals in this
+            // thread only changes where the kernel delivers them.
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+            }
+            worker.join().unwrap_or(101)
+        }
+        // No thread to be had: try on the main thread's stack after all.
+        Err(_) => work(),
     }
 }
 

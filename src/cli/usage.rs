@@ -9,10 +9,7 @@
 
 use std::ffi::OsString;
 
-use clap::CommandFactory;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-
-use super::Cli;
 
 /// What to do with a parse error.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,13 +50,13 @@ pub fn explain(e: &clap::Error, args: &[OsString]) -> Usage {
         ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             if sub.is_none() =>
         {
-            return Usage::Print(Cli::command().render_help().to_string());
+            return Usage::Print(super::command().render_help().to_string());
         }
         ErrorKind::MissingRequiredArgument => {
             let missing = many(ContextKind::InvalidArg).join(", ");
             // The subcommand's own usage, not clap's, which repeats what
             // was given (variables included).
-            let mut cmd = Cli::command();
+            let mut cmd = super::command();
             cmd.build();
             let usage = sub
                 .as_deref()
@@ -120,7 +117,7 @@ pub fn explain(e: &clap::Error, args: &[OsString]) -> Usage {
             let mean = one(ContextKind::SuggestedSubcommand)
                 .map(|s| format!(" (did you mean '{s}'?)"))
                 .unwrap_or_default();
-            let all: Vec<String> = Cli::command()
+            let all: Vec<String> = super::command()
                 .get_subcommands()
                 .map(|c| c.get_name().to_string())
                 .collect();
@@ -170,7 +167,7 @@ pub fn name_variables(msg: &str, args: &[OsString]) -> String {
 /// The subcommand the user meant: the first word that names one, after
 /// the global options.
 fn subcommand(words: &[String]) -> Option<String> {
-    let cmd = Cli::command();
+    let cmd = super::command();
     let mut it = words.iter();
     while let Some(w) = it.next() {
         if w == "--state-dir" {
@@ -188,7 +185,7 @@ fn subcommand(words: &[String]) -> Option<String> {
 
 /// The arguments of `sub` and the global ones.
 fn arguments(sub: Option<&str>) -> Vec<clap::Arg> {
-    let cmd = Cli::command();
+    let cmd = super::command();
     let mut args: Vec<clap::Arg> = cmd.get_arguments().cloned().collect();
     if let Some(c) = sub.and_then(|s| cmd.find_subcommand(s)) {
         args.extend(c.get_arguments().cloned());
@@ -253,6 +250,7 @@ fn reason(source: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
     use clap::Parser;
 
     fn error(words: &[&str]) -> Usage {
