@@ -726,7 +726,6 @@ fn help_never_shows_the_values_of_variables() {
         (&["--help"][..], "CBREAK_STORE"),
         (&["help"][..], "CBREAK_STORE"),
         (&[][..], "CBREAK_STORE"),
-        (&["--store", "redis://u:s3cr3t@h"][..], "CBREAK_STORE"),
     ] {
         let out = env
             .command(args)

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::util::{Env, each_store, eventually};
+use crate::util::{Env, Run, each_store, eventually};
 
 #[test]
 fn successful_run_is_silent_and_exits_zero() {
@@ -380,6 +380,22 @@ fn usage_errors_name_the_argument_what_is_allowed_and_the_help() {
     let out = env.run(&[]).success();
     assert!(out.stdout.contains("Usage: cbreak"), "{}", out.stdout);
     assert_eq!(out.stderr, "");
+    // Options without a subcommand (a crontab line missing its `run`) are
+    // a mistake a script must see.
+    for args in [
+        &["--state-dir", "/tmp"][..],
+        &["--lock-timeout", "1s"][..],
+        &["--store", "redis://u:s3cr3t@h"][..],
+    ] {
+        let out = env.run(args).code(125).one_error_line();
+        assert!(
+            out.stderr.contains("no subcommand") && out.stderr.contains("run, "),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "", "{args:?}");
+        assert!(!out.stderr.contains("s3cr3t"), "{}", out.stderr);
+    }
 }
 
 /// Regression: `cbreak reset nightly-bakcup` exited 0 and made a new
@@ -409,4 +425,56 @@ fn changing_a_breaker_that_does_not_exist_creates_nothing_and_suggests_the_name(
     assert_eq!(env.state_of("maint"), "forced_open");
     env.run(&["disable", "--create", "metrics-only"]).success();
     assert_eq!(env.status("metrics-only")["mode"], "disabled");
+}
+
+/// What cbreak was started with reaches the command as it would from
+/// `timeout(1)`: a closed stdout stays closed (so `echo` fails, and the
+/// failure counts), and an ignored SIGPIPE stays ignored. cbreak itself
+/// works on `/dev/null` in their place and ignores SIGPIPE either way.
+#[test]
+fn a_closed_stdout_and_an_ignored_sigpipe_reach_the_command() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let started_so = |args: &[&str], close_stdout: bool| {
+        let mut cmd = env.command(args);
+        // SAFETY: the closure runs in the child between fork and exec and
+        // calls only close(2) and signal(2), which are async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if close_stdout {
+                    libc::close(1);
+                }
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        Run::from(cmd.output().unwrap())
+    };
+    let out = started_so(
+        &["run", "-n", "c", "-t", "1", "--", "/bin/echo", "hi"],
+        true,
+    )
+    .code(1);
+    assert!(out.stderr.contains("write error"), "{}", out.stderr);
+    assert_eq!(env.state_of("c"), "open", "echo's failure counted");
+    let out = started_so(
+        &[
+            "run",
+            "-n",
+            "p",
+            "--",
+            "sh",
+            "-c",
+            "grep SigIgn /proc/self/status",
+        ],
+        false,
+    )
+    .success();
+    let mask = u64::from_str_radix(out.stdout.trim().trim_start_matches("SigIgn:").trim(), 16)
+        .unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    assert_ne!(
+        mask & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored: {mask:x}"
+    );
 }

@@ -14,7 +14,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 /// What to do with a parse error.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Usage {
-    /// Print this on stdout and exit 0 (help, version, plain `cbreak`).
+    /// Print this on stdout and exit 0 (help, version, plain `cbreak`
+    /// without any argument).
     Print(String),
     /// Print `cbreak: ` and this one line on stderr and exit 125.
     Error(String),
@@ -47,10 +48,26 @@ pub fn explain(e: &clap::Error, args: &[OsString]) -> Usage {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             return Usage::Print(e.render().to_string());
         }
+        // Plain `cbreak`, typed to see what it does: the help. Options
+        // without a subcommand (`cbreak --state-dir /x`, a crontab line
+        // missing its `run`) are a mistake, and must not exit 0.
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            if sub.is_none() && args.len() <= 1 =>
+        {
+            return Usage::Print(super::command().render_help().to_string());
+        }
         ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             if sub.is_none() =>
         {
-            return Usage::Print(super::command().render_help().to_string());
+            let names: Vec<String> = super::command()
+                .get_subcommands()
+                .filter(|c| !c.is_hide_set())
+                .map(|c| c.get_name().to_string())
+                .collect();
+            return Usage::Error(format!(
+                "no subcommand after the options; give one of {}; see 'cbreak --help'",
+                names.join(", ")
+            ));
         }
         ErrorKind::MissingRequiredArgument => {
             let missing = many(ContextKind::InvalidArg).join(", ");
