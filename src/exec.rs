@@ -3,7 +3,9 @@
 //!
 //! Owns the process side of cbreak and nothing of the breaker. The command
 //! is started with `std::process::Command`, which keeps to `posix_spawn`
-//! (no `pre_exec`), with stdin, stdout and stderr inherited; a file the
+//! (no `pre_exec`, except to give the command back a descriptor 0–2 that
+//! was closed or a SIGPIPE that was ignored when cbreak started, see
+//! [`note_start`]), with stdin, stdout and stderr inherited; a file the
 //! kernel cannot execute (a script without `#!`) is run with /bin/sh, as
 //! `execvp` does.
 //!
@@ -48,6 +50,29 @@ const TO_OUR_GROUP: i32 = 2;
 /// The last forwarded signal received while handlers were installed; 0 for
 /// none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// What cbreak's caller gave it that the command gets back (see
+/// [`note_start`]): a bit per descriptor 0–2 that was closed, and
+/// [`SIGPIPE_WAS_IGNORED`].
+static INHERITED: AtomicI32 = AtomicI32::new(0);
+const SIGPIPE_WAS_IGNORED: i32 = 1 << 3;
+
+/// Notes, at start, which of descriptors 0–2 were closed (cbreak opened
+/// `/dev/null` on them for its own sake) and whether SIGPIPE was ignored
+/// (cbreak then ignores it for its own sake too): the command gets them
+/// as cbreak got them, as it would from `timeout(1)`, so that, say,
+/// `echo hi >&-` fails under cbreak as it fails without it.
+pub fn note_start(closed: [bool; 3], sigpipe_ignored: bool) {
+    let mut bits = 0;
+    for (fd, &was_closed) in closed.iter().enumerate() {
+        if was_closed {
+            bits |= 1 << fd;
+        }
+    }
+    if sigpipe_ignored {
+        bits |= SIGPIPE_WAS_IGNORED;
+    }
+    INHERITED.store(bits, Ordering::Relaxed);
+}
 
 /// How the command and cbreak share process groups when there is a
 /// timeout (without one, nothing moves).
@@ -225,6 +250,10 @@ fn spawn(
         if own_group {
             cmd.process_group(0);
         }
+        let inherited = INHERITED.load(Ordering::Relaxed);
+        if inherited != 0 && !spec.quiet_stdio {
+            give_back(&mut cmd, inherited);
+        }
         cmd
     };
     let first = command(program).args(args).spawn();
@@ -245,6 +274,30 @@ fn spawn(
         io::ErrorKind::NotFound => SpawnError::NotFound(e),
         _ => SpawnError::CannotExecute(e),
     })
+}
+
+/// Gives the command the closed descriptors and the ignored SIGPIPE that
+/// cbreak started with (`inherited`, see [`note_start`]). Rare, so the cost
+/// is paid only then: with a `pre_exec` step, `Command` forks instead of
+/// using `posix_spawn`.
+fn give_back(cmd: &mut Command, inherited: i32) {
+    // SAFETY: the closure runs in the child between fork and exec, after
+    // Command's own setup (standard descriptors, signal mask, SIGPIPE's
+    // default), and only calls close(2) and signal(2), which are
+    // async-signal-safe, on plain values.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in 0..3 {
+                if inherited & (1 << fd) != 0 {
+                    libc::close(fd);
+                }
+            }
+            if inherited & SIGPIPE_WAS_IGNORED != 0 {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Where `execvp` finds `program`: itself if it has a slash, else the first

@@ -22,7 +22,9 @@
 //! - `SIGPIPE` is ignored, so that writing to a closed pipe is an error
 //!   cbreak handles (`cbreak status | head -1`), not a death that would
 //!   lose a command's exit status; `exec` gives the command the default
-//!   back, as Rust's `Command` does;
+//!   back, as Rust's `Command` does, or SIG_IGN if that is what cbreak was
+//!   started with (as `timeout(1)` would), and closes for it again the
+//!   descriptors that were closed (`exec::note_start`);
 //! - a panic (none is expected: cbreak never panics on any input) prints
 //!   its message and exits 101 in a build that unwinds (tests); the
 //!   release build aborts on a panic (`panic = "abort"`);
@@ -39,11 +41,12 @@ use std::io::Write;
 /// [`crate::run`] on the process's arguments, and returns the exit status
 /// for C's `main` to return (or dies of a signal, see [`crate::exit::Exit`]).
 pub fn main() -> c_int {
-    if !sanitize_standard_fds() {
+    let Some(closed) = sanitize_standard_fds() else {
         // stderr itself may be what could not be opened: the status says it.
         return c_int::from(crate::exit::Exit::Error.code());
-    }
-    ignore_sigpipe();
+    };
+    let sigpipe_ignored = ignore_sigpipe();
+    crate::exec::note_start(closed, sigpipe_ignored);
     if stack_limit_below(STACK) {
         on_a_thread_of_its_own(STACK)
     } else {
@@ -107,8 +110,8 @@ fn on_a_thread_of_its_own(bytes: usize) -> c_int {
 }
 
 /// Opens `/dev/null` on each of descriptors 0–2 that is closed, as Rust's
-/// start-up does; false if one could not be.
-fn sanitize_standard_fds() -> bool {
+/// start-up does; which were closed, or None if one could not be opened.
+fn sanitize_standard_fds() -> Option<[bool; 3]> {
     let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
         fd,
         events: 0,
@@ -139,22 +142,22 @@ fn sanitize_standard_fds() -> bool {
     }
     // Lowest first: open(2) takes the lowest free descriptor, which is the
     // closed one being filled.
-    fds.iter()
-        .filter(|pfd| pfd.revents & libc::POLLNVAL != 0)
-        .all(|_| {
-            // SAFETY: open(2) of a NUL-terminated literal path; the
-            // descriptor is deliberately never closed (it is stdin, stdout
-            // or stderr from now on).
-            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) };
-            fd != -1
-        })
+    let closed = fds.map(|pfd| pfd.revents & libc::POLLNVAL != 0);
+    let reopened = closed.iter().filter(|&&c| c).all(|_| {
+        // SAFETY: open(2) of a NUL-terminated literal path; the
+        // descriptor is deliberately never closed (it is stdin, stdout
+        // or stderr from now on).
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR, 0) };
+        fd != -1
+    });
+    reopened.then_some(closed)
 }
 
-/// `SIGPIPE` ignored, as Rust's start-up leaves it.
-fn ignore_sigpipe() {
+/// `SIGPIPE` ignored, as Rust's start-up leaves it; whether it was
+/// ignored already.
+fn ignore_sigpipe() -> bool {
     // SAFETY: signal(2) with SIG_IGN installs no handler of ours; it only
-    // changes this process's disposition of SIGPIPE.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
+    // changes this process's disposition of SIGPIPE, and returns the old.
+    let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    old == libc::SIG_IGN
 }
