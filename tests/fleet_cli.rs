@@ -255,7 +255,7 @@ fn a_store_that_goes_away_fails_open_within_the_timeout_and_comes_back() {
 fn bad_stores_are_named_in_one_line() {
     let env = Env::new();
     for (url, says) in [
-        ("memcached://h", "unknown scheme 'memcached'"),
+        ("memcached://h", "unknown scheme memcached://"),
         ("redis//h", "expected redis://"),
         ("redis://h:99999", "not a port"),
         ("redis://u:hunter2@h:x", "not a port"),

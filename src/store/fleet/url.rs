@@ -58,9 +58,15 @@ impl StoreUrl {
             "rediss" | "valkeys" => parse_network(rest, true).map_err(|w| bad(&w)),
             "unix" | "redis+unix" => parse_unix(rest).map_err(|w| bad(&w)),
             "" => Err(bad("no scheme; expected redis://, rediss:// or unix://")),
-            other => Err(bad(&format!(
-                "unknown scheme '{other}'; cbreak speaks redis://, rediss:// and unix://"
+            // Named without quotes (which `bad` would mask when the URL
+            // holds credentials), and only when it is a scheme: text before
+            // "://" with anything else in it could be a password.
+            other if is_scheme(other) => Err(bad(&format!(
+                "unknown scheme {other}://; cbreak speaks redis://, rediss:// and unix://"
             ))),
+            _ => Err(bad(
+                "unknown scheme; cbreak speaks redis://, rediss:// and unix://",
+            )),
         }
     }
 
@@ -218,17 +224,39 @@ fn percent_decode(s: &str) -> Option<String> {
 /// `text` with anything between `://` and the last `@` of the authority
 /// replaced by `***`: safe to print whatever the user typed.
 pub fn redact(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else {
-        // No scheme: it may still hold `user:pass@`; cut up to the last '@'.
-        return match text.rfind('@') {
-            Some(i) => format!("***{}", &text[i..]),
-            None => text.to_string(),
-        };
+    // Everything up to the last '@' may be credentials; only a real
+    // scheme before them is kept.
+    let Some(at) = text.rfind('@') else {
+        return text.to_string();
     };
-    match rest.rfind('@') {
-        Some(i) => format!("{scheme}://***{}", &rest[i..]),
-        None => text.to_string(),
+    match text.split_once("://") {
+        Some((scheme, _)) if scheme.len() < at && is_scheme(scheme) => {
+            format!("{scheme}://***{}", &text[at..])
+        }
+        _ => format!("***{}", &text[at..]),
     }
+}
+
+/// Whether `s` can be a URL scheme (RFC 3986: letters, digits, `+`, `-`,
+/// `.`), so that naming it cannot show a password.
+fn is_scheme(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// `s` with every byte but RFC 3986's unreserved characters
+/// percent-encoded.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `why` with every quoted piece ('…') of the URL left out.
@@ -263,7 +291,9 @@ impl fmt::Display for StoreUrl {
             Address::Tls { host, port } => ("rediss", host, port),
         };
         write!(f, "{scheme}://")?;
-        match (&self.username, &self.password) {
+        // The user name as a URL would carry it: decoded, `u%3Asecret`
+        // would read as user `u` with password `secret`.
+        match (self.username.as_deref().map(percent_encode), &self.password) {
             (Some(u), Some(_)) => write!(f, "{u}:***@")?,
             (Some(u), None) => write!(f, "{u}@")?,
             (None, Some(_)) => write!(f, ":***@")?,
@@ -355,6 +385,12 @@ mod tests {
     fn no_message_or_display_shows_the_password() {
         let u = StoreUrl::parse("redis://alice:hunter2@h:1/0").unwrap();
         assert_eq!(u.to_string(), "redis://alice:***@h:1");
+        // A user name is shown encoded, as given: decoded, "u%3Ahunter2"
+        // would read as user u, password hunter2.
+        let u = StoreUrl::parse("redis://u%3Ahunter2@h:1/0").unwrap();
+        assert_eq!(u.to_string(), "redis://u%3Ahunter2@h:1");
+        let u = StoreUrl::parse("redis://u%40x:pw@h:1/0").unwrap();
+        assert_eq!(u.to_string(), "redis://u%40x:***@h:1");
         assert!(!format!("{u:?}").contains("hunter2"));
         for bad in [
             "redis://alice:hunter2@h:99999",
@@ -374,7 +410,17 @@ mod tests {
     #[test]
     fn each_mistake_is_named() {
         let err = |s| StoreUrl::parse(s).unwrap_err();
-        assert!(err("memcached://h").contains("unknown scheme 'memcached'"));
+        assert!(err("memcached://h").contains("unknown scheme memcached://;"));
+        // Named also when the URL holds credentials (whose quoted parts
+        // are masked), and without them.
+        let e = err("http://u:hunter2@h/0");
+        assert!(e.contains("unknown scheme http://;"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = err("u:hunter2@h://x");
+        assert!(
+            e.contains("unknown scheme;") && !e.contains("hunter2"),
+            "{e}"
+        );
         assert!(err("localhost:6379").contains("expected redis://"));
         assert!(err("redis://h:0").contains("not a port"));
         assert!(err("redis://h:http").contains("not a port"));
