@@ -478,3 +478,22 @@ fn a_closed_stdout_and_an_ignored_sigpipe_reach_the_command() {
         "SIGPIPE ignored: {mask:x}"
     );
 }
+
+/// A variable whose value is not UTF-8 is named, as a bad value from a
+/// variable is (clap names neither).
+#[test]
+fn a_variable_that_is_not_utf8_is_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let out = env
+        .command(&["run", "-n", "x", "--", "true"])
+        .env("CBREAK_THRESHOLD", std::ffi::OsStr::from_bytes(b"\xff"))
+        .output()
+        .unwrap();
+    let run = Run::from(out).code(125).one_error_line();
+    assert!(
+        run.stderr.contains("CBREAK_THRESHOLD is not valid UTF-8"),
+        "{}",
+        run.stderr
+    );
+}

@@ -110,6 +110,24 @@ pub fn explain(e: &clap::Error, args: &[OsString]) -> Usage {
             };
             format!("{what}{why}; {help}")
         }
+        ErrorKind::InvalidUtf8 => {
+            // clap says neither which argument nor whether it came from a
+            // variable: name the variables whose values are not UTF-8.
+            let vars: Vec<String> = arguments(sub.as_deref())
+                .iter()
+                .filter_map(|a| a.get_env())
+                .filter(|var| std::env::var_os(var).is_some_and(|v| v.to_str().is_none()))
+                .map(|var| var.to_string_lossy().into_owned())
+                .collect();
+            match vars.as_slice() {
+                [] => format!("an argument is not valid UTF-8; {help}"),
+                [var] => format!("the value of {var} is not valid UTF-8; {help}"),
+                vars => format!(
+                    "the values of {} are not valid UTF-8; {help}",
+                    vars.join(", ")
+                ),
+            }
+        }
         ErrorKind::UnknownArgument => {
             let arg = one(ContextKind::InvalidArg).unwrap_or_default();
             let before = words
