@@ -152,6 +152,9 @@ fn empty_record_file_from_an_interrupted_create_is_initialised() {
     std::fs::create_dir_all(env.state()).unwrap();
     std::fs::write(env.state().join("e"), b"").unwrap();
     assert_eq!(env.state_of("e"), "closed");
+    // Shown as a fresh breaker is: under the default policy, not with a
+    // recovery of 0.
+    assert_eq!(env.status("e")["recovery_ms"], 30_000);
     env.run(&["run", "-n", "e", "--", "true"])
         .success()
         .stderr_empty();

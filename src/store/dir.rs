@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Event, Store, StoreError, validate_name};
-use crate::breaker::{BreakerState, Millis};
+use crate::breaker::{BreakerState, Millis, Policy};
 use crate::record::{Access, DEFAULT_LOCK_WAIT, Guard, Record, RecordError};
 
 /// How often a record that keeps moving under us is opened again.
@@ -408,8 +408,12 @@ impl Store for StateDir {
                 Err(RecordError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(not_found());
                 }
-                // Being created right now: it is a fresh, closed breaker.
-                Err(RecordError::Uninitialized) => return Ok(BreakerState::default()),
+                // Being created right now (or emptied): a fresh, closed
+                // breaker, under the default policy until a run writes its
+                // own.
+                Err(RecordError::Uninitialized) => {
+                    return Ok(BreakerState::new(self.now(), 0, Policy::default()));
+                }
                 Err(RecordError::Moved) => continue,
                 Err(RecordError::Io(e)) => return Err(self.io(&path, "read")(e)),
                 Err(e) => return Err(record_error(&path, e)),
