@@ -37,15 +37,26 @@ pub fn warn(msg: &str) {
     );
 }
 
+/// The longest message line cbreak prints, in characters.
+const MAX_LINE: usize = 2000;
+
 /// A message as one line with no control characters: names, commands and
 /// paths come from users (or attackers), and a newline or a terminal escape
 /// in one must not forge a second message or drive the terminal.
+///
+/// A line longer than [`MAX_LINE`] characters (an argument of 100 KB
+/// quoted back, twice) is cut there, saying so.
 fn one_line(msg: &str) -> std::borrow::Cow<'_, str> {
     // Bidirectional controls reorder what follows them on a terminal.
     let unsafe_char = |c: char| {
         c.is_control()
             || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     };
+    if let Some((cut, _)) = msg.char_indices().nth(MAX_LINE) {
+        let total = msg.chars().count();
+        let kept = one_line(&msg[..cut]);
+        return format!("{kept}… (cut: the message was {total} characters long)").into();
+    }
     if !msg.chars().any(unsafe_char) {
         return msg.into();
     }
@@ -557,6 +568,25 @@ pub fn reason(r: Reason) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_message_is_cut_and_says_so() {
+        let name = "n".repeat(100_000);
+        let line = one_line(&format!("invalid name '{name}'; invalid name '{name}'")).into_owned();
+        assert!(line.chars().count() < MAX_LINE + 80, "{}", line.len());
+        assert!(line.starts_with("invalid name 'nnn"));
+        assert!(
+            line.ends_with("(cut: the message was 200032 characters long)"),
+            "{line:.80}"
+        );
+        // Cut on a character boundary, escaping still applied.
+        let line = one_line(&format!("\n{}", "é".repeat(3000))).into_owned();
+        assert!(
+            line.starts_with("\\né") && line.ends_with("characters long)"),
+            "{line:.20}"
+        );
+        assert_eq!(one_line("short"), "short");
+    }
     use crate::breaker::tests::FakeHost;
     use crate::breaker::{Admission, Call, Outcome, Policy};
 
