@@ -499,8 +499,11 @@ fn status(store: &impl Store, name: Option<&str>, view: View) -> Result<Exit, Fa
             .map(|(n, s)| output::json(n, s, now))
             .collect();
         json_line(&all)
-    } else if breakers.is_empty() {
+    } else if breakers.is_empty() && ok {
         format!("no breakers in {}\n", store.location())
+    } else if breakers.is_empty() {
+        // Some could not be read (said on stderr): not "no breakers".
+        String::new()
     } else {
         output::table(&breakers, now, style)
     };

@@ -1011,3 +1011,22 @@ fn a_small_stack_limit_does_not_kill_cbreak() {
         "the command's own limit is untouched"
     );
 }
+
+/// Over records it cannot use (another user's), the table does not claim
+/// there are no breakers: it says why on stderr and exits 1.
+#[test]
+fn status_table_over_records_it_refuses_does_not_say_there_are_none() {
+    let env = Env::new();
+    if !is_root() {
+        cannot("needs root to give a record to another user");
+        return;
+    }
+    env.run(&["run", "-n", "theirs", "--", "true"]).success();
+    std::os::unix::fs::chown(env.state().join("theirs"), Some(65534), None).unwrap();
+    let out = env
+        .run(&["status"])
+        .code(1)
+        .one_error_line()
+        .stderr_has("belongs to uid 65534");
+    assert_eq!(out.stdout, "", "not 'no breakers'");
+}
