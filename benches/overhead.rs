@@ -20,7 +20,10 @@
 //!
 //! Options: `--build dynamic|static` (which binaries: `target/release` or
 //! `target/<triple>/release` from `cargo static`), `--rounds N`,
-//! `--quick` (fewer rounds and breakers, for a smoke run), `--json FILE`.
+//! `--quick` (fewer rounds and breakers, for a smoke run), `--json FILE`,
+//! `--drop-caches` (root only: empty the page cache first, so that every
+//! binary starts as it does from disk; how a binary came into the page
+//! cache moves its start-up by up to 20 %, see BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,6 +34,7 @@ struct Options {
     build: String,
     rounds: usize,
     quick: bool,
+    drop_caches: bool,
     json: Option<PathBuf>,
 }
 
@@ -41,6 +45,7 @@ fn options() -> Options {
         build: "dynamic".into(),
         rounds: 400,
         quick: false,
+        drop_caches: false,
         json: None,
     };
     while let Some(a) = args.next() {
@@ -58,6 +63,7 @@ fn options() -> Options {
                     .and_then(|n| n.parse().ok())
                     .expect("--rounds N")
             }
+            "--drop-caches" => o.drop_caches = true,
             "--quick" => {
                 o.quick = true;
                 o.rounds = 60;
@@ -124,6 +130,20 @@ fn check_environment(env: &[(&str, &Path)]) {
     expected.extend(env.iter().map(|(k, _)| *k));
     expected.sort_unstable();
     assert_eq!(names, expected, "environment of measured commands");
+}
+
+/// Writes dirty pages out and empties the page cache, so that every binary
+/// measured is read from disk by its first run (the warm-up), as after a
+/// reboot, instead of being in whatever state building or copying it left.
+fn drop_caches() {
+    let synced = Command::new("sync").status().is_ok_and(|s| s.success());
+    assert!(synced, "sync(1) failed");
+    if let Err(e) = std::fs::write("/proc/sys/vm/drop_caches", "3\n") {
+        eprintln!(
+            "--drop-caches: cannot write /proc/sys/vm/drop_caches ({e}); run as root, or leave it out"
+        );
+        std::process::exit(2);
+    }
 }
 
 /// Whether the ELF file at `path` asks for a program interpreter (the
@@ -310,6 +330,9 @@ fn main() {
     std::fs::create_dir_all(&home).unwrap();
     HOME.set(home).unwrap();
     check_environment(env);
+    if o.drop_caches {
+        drop_caches();
+    }
     let trip = plain_command(&words(&[&cbreak, "trip", "--create", "tripped"]), env)
         .status()
         .unwrap();

@@ -71,7 +71,11 @@ pub fn note_start(closed: [bool; 3], sigpipe_ignored: bool) {
     if sigpipe_ignored {
         bits |= SIGPIPE_WAS_IGNORED;
     }
-    INHERITED.store(bits, Ordering::Relaxed);
+    // Written only when there is something to note: a write to a page of
+    // statics that nothing else writes costs a skip a page fault.
+    if bits != 0 {
+        INHERITED.store(bits, Ordering::Relaxed);
+    }
 }
 
 /// How the command and cbreak share process groups when there is a
