@@ -257,8 +257,19 @@ fn bad_stores_are_named_in_one_line() {
     for (url, says) in [
         ("memcached://h", "unknown scheme memcached://"),
         ("redis//h", "expected redis://"),
-        ("redis://h:99999", "not a port"),
-        ("redis://u:hunter2@h:x", "not a port"),
+        ("redis://h:99999", "port is not a number"),
+        ("redis://u:hunter2@h:x", "port is not a number"),
+        // A URL missing its host and '@': the password is where the port
+        // goes, and is not shown there either.
+        ("redis://default:hunter2", "port is not a number"),
+        (
+            "unix:///run/r.sock?password=hunter2&x=hunter2",
+            "unknown parameter 'x'",
+        ),
+        (
+            "unix:///run/r.sock?secret=hunter2",
+            "unknown parameter 'secret'",
+        ),
     ] {
         let out = env
             .run(&["--store", url, "run", "-n", "a", "--", "true"])
@@ -434,4 +445,44 @@ fn an_untrusted_certificate_is_one_line_then_on_state_error() {
         .success()
         .one_error_line()
         .stderr_has("no answer within 300ms (--store-timeout); is that a TLS port?");
+}
+
+/// A unix socket URL carries credentials as redis-rs takes them
+/// (`?user=NAME&pass=PASSWORD`): a server with a password is usable over
+/// its socket, and messages never show the password.
+#[test]
+fn a_unix_socket_takes_a_password() {
+    let Some(redis) = Redis::start_with(
+        "a_unix_socket_takes_a_password",
+        &["--requirepass", "s3cret-pw"],
+    ) else {
+        return;
+    };
+    let env = Env::new();
+    let socket = redis.socket();
+    let with = format!("unix://{}?pass=s3cret-pw", socket.display());
+    env.run(&["--store", &with, "run", "-n", "u", "--", "true"])
+        .success()
+        .stderr_empty();
+    let out = env
+        .run(&["--store", &with, "status", "u", "--json"])
+        .success();
+    assert!(out.stdout.contains("\"calls\": 1"), "{}", out.stdout);
+    let without = format!("unix://{}", socket.display());
+    let out = env
+        .run(&["--store", &without, "run", "-n", "u", "--", "true"])
+        .success()
+        .one_error_line()
+        .stderr_has("password");
+    let wrong = format!("unix://{}?pass=wrong-pw", socket.display());
+    let out2 = env
+        .run(&["--store", &wrong, "run", "-n", "u", "--", "true"])
+        .success()
+        .one_error_line();
+    assert!(
+        !out.stderr.contains("s3cret") && !out2.stderr.contains("wrong-pw"),
+        "{}{}",
+        out.stderr,
+        out2.stderr
+    );
 }

@@ -138,7 +138,9 @@ fn parse_network(rest: &str, tls: bool) -> Result<StoreUrl, String> {
 fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         // [::1]:6379
-        let (h, after) = v6.split_once(']').ok_or("an IPv6 address lacks its ']'")?;
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or("an IPv6 address lacks its closing bracket")?;
         match after {
             "" => (h, None),
             p => (
@@ -164,13 +166,17 @@ fn split_host_port(hostport: &str) -> Result<(String, u16), String> {
             .parse::<u16>()
             .ok()
             .filter(|&n| n > 0)
-            .ok_or_else(|| format!("'{p}' is not a port (1-65535)"))?,
+            // Not quoted: `redis://default:secret`, a URL missing its
+            // host, puts the password where the port goes.
+            .ok_or("the port is not a number from 1 to 65535")?,
     };
     Ok((host.to_string(), port))
 }
 
 fn parse_unix(rest: &str) -> Result<StoreUrl, String> {
-    // unix:///path/to/sock, optionally with ?db=N (redis-cli's form).
+    // unix:///path/to/sock, optionally with ?db=N (redis-cli's form) and
+    // the credentials as redis-rs takes them: user=NAME&pass=PASSWORD
+    // (username and password are accepted too).
     let (path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
@@ -180,24 +186,48 @@ fn parse_unix(rest: &str) -> Result<StoreUrl, String> {
     }
     let path = percent_decode(path).ok_or("the path is not valid percent-encoding")?;
     let mut db = 0;
+    let (mut username, mut password) = (None, None);
     if let Some(q) = query {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
-            match pair.split_once('=') {
-                Some(("db", n)) => {
-                    db = n
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "db" => {
+                    db = value
                         .parse::<i64>()
                         .ok()
                         .filter(|&n| n >= 0)
-                        .ok_or_else(|| format!("'{n}' is not a database number"))?;
+                        .ok_or_else(|| format!("'{value}' is not a database number"))?;
                 }
-                _ => return Err(format!("unknown parameter '{pair}' (only db=N)")),
+                "user" | "username" => {
+                    username = Some(
+                        percent_decode(value)
+                            .ok_or("the user name is not valid percent-encoding")?,
+                    )
+                    .filter(|u| !u.is_empty());
+                }
+                "pass" | "password" => {
+                    password = Some(
+                        percent_decode(value)
+                            .ok_or("the password is not valid percent-encoding")?,
+                    );
+                }
+                // Only the name: a value may be a secret under a name
+                // cbreak does not know.
+                _ => {
+                    return Err(format!(
+                        "unknown parameter '{}' (db, user and pass are known)",
+                        key.chars()
+                            .filter(char::is_ascii_alphanumeric)
+                            .collect::<String>()
+                    ));
+                }
             }
         }
     }
     Ok(StoreUrl {
         address: Address::Unix(PathBuf::from(path)),
-        username: None,
-        password: None,
+        username,
+        password,
         db,
     })
 }
@@ -224,16 +254,35 @@ fn percent_decode(s: &str) -> Option<String> {
 /// `text` with anything between `://` and the last `@` of the authority
 /// replaced by `***`: safe to print whatever the user typed.
 pub fn redact(text: &str) -> String {
+    // A query string may carry credentials (unix:///s?pass=...): masked.
+    let (text, query) = match text.find(['?', '#']) {
+        Some(i) => (&text[..i], "?***"),
+        None => (text, ""),
+    };
     // Everything up to the last '@' may be credentials; only a real
     // scheme before them is kept.
     let Some(at) = text.rfind('@') else {
-        return text.to_string();
+        return format!("{}{query}", redact_port(text));
     };
     match text.split_once("://") {
         Some((scheme, _)) if scheme.len() < at && is_scheme(scheme) => {
-            format!("{scheme}://***{}", &text[at..])
+            format!("{scheme}://***{}{query}", &text[at..])
         }
-        _ => format!("***{}", &text[at..]),
+        _ => format!("***{}{query}", &text[at..]),
+    }
+}
+
+/// `text` (a URL without credentials) with what follows the last ':' of
+/// its host part masked unless it is a number: `redis://default:secret`,
+/// a URL missing its host and '@', holds a password there.
+fn redact_port(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let end = text[start..].find('/').map_or(text.len(), |i| start + i);
+    match text[start..end].rfind(':') {
+        Some(i) if !text[start + i + 1..end].bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{}***{}", &text[..start + i + 1], &text[end..])
+        }
+        _ => text.to_string(),
     }
 }
 
@@ -295,7 +344,9 @@ impl fmt::Display for StoreUrl {
         // would read as user `u` with password `secret`.
         match (self.username.as_deref().map(percent_encode), &self.password) {
             (Some(u), Some(_)) => write!(f, "{u}:***@")?,
-            (Some(u), None) => write!(f, "{u}@")?,
+            // A user name without a password may be a token written in
+            // the wrong place (redis://TOKEN@host).
+            (Some(_), None) => write!(f, "***@")?,
             (None, Some(_)) => write!(f, ":***@")?,
             (None, None) => {}
         }
@@ -386,9 +437,12 @@ mod tests {
         let u = StoreUrl::parse("redis://alice:hunter2@h:1/0").unwrap();
         assert_eq!(u.to_string(), "redis://alice:***@h:1");
         // A user name is shown encoded, as given: decoded, "u%3Ahunter2"
-        // would read as user u, password hunter2.
+        // would read as user u, password hunter2 (and without a password
+        // it is not shown at all: it may be a token).
         let u = StoreUrl::parse("redis://u%3Ahunter2@h:1/0").unwrap();
-        assert_eq!(u.to_string(), "redis://u%3Ahunter2@h:1");
+        assert_eq!(u.to_string(), "redis://***@h:1");
+        let u = StoreUrl::parse("redis://u%3Ahunter2:pw@h:1/0").unwrap();
+        assert_eq!(u.to_string(), "redis://u%3Ahunter2:***@h:1");
         let u = StoreUrl::parse("redis://u%40x:pw@h:1/0").unwrap();
         assert_eq!(u.to_string(), "redis://u%40x:***@h:1");
         assert!(!format!("{u:?}").contains("hunter2"));
@@ -422,11 +476,41 @@ mod tests {
             "{e}"
         );
         assert!(err("localhost:6379").contains("expected redis://"));
-        assert!(err("redis://h:0").contains("not a port"));
-        assert!(err("redis://h:http").contains("not a port"));
+        assert!(err("redis://h:0").contains("port is not a number"));
+        assert!(err("redis://h:http").contains("port is not a number"));
         assert!(err("redis:///0").contains("no host"));
         assert!(err("redis://h/-1").contains("not a database number"));
         assert!(err("unix://relative.sock").contains("absolute path"));
-        assert!(err("unix:///s?timeout=1").contains("unknown parameter"));
+        assert!(err("unix:///s?timeout=1").contains("unknown parameter 'timeout'"));
+        assert!(err("redis://[::1:1").contains("closing bracket"));
+    }
+
+    #[test]
+    fn secrets_in_odd_places_are_not_shown() {
+        // A password where the port goes (host and '@' forgotten), in a
+        // query string, or a token written as the user name.
+        for url in [
+            "redis://default:hunter2",
+            "redis://default:hunter2/0",
+            "unix:///s?password=hunter2&bogus=1",
+            "unix:///s?bogus=hunter2",
+            "redis://h?x=hunter2",
+        ] {
+            let e = StoreUrl::parse(url).unwrap_err();
+            assert!(!e.contains("hunter2"), "{url}: {e}");
+        }
+        let u = StoreUrl::parse("redis://hunter2@h").unwrap();
+        assert_eq!(u.to_string(), "redis://***@h:6379");
+        let u = StoreUrl::parse("unix:///s.sock?user=ci&pass=hunter2&db=2").unwrap();
+        assert_eq!(
+            (u.username.as_deref(), u.password(), u.db),
+            (Some("ci"), Some("hunter2"), 2)
+        );
+        assert_eq!(u.to_string(), "unix:///s.sock?db=2");
+        assert_eq!(
+            redact("redis://h:6379/0"),
+            "redis://h:6379/0",
+            "a port is kept"
+        );
     }
 }
