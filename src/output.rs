@@ -12,9 +12,23 @@ use serde::Serialize;
 
 use crate::breaker::{Backoff, BreakerState, Millis, Mode, Reason, State, Window};
 
+/// cbreak was started with its stdout closed (`cbreak status >&-`): what
+/// it prints there fails, as it would for any other program. (Descriptor
+/// 1 is `/dev/null` by then, only so that no file cbreak opens takes it;
+/// see `start`.)
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that stdout was closed when cbreak started.
+pub fn stdout_was_closed() {
+    STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes `text` to stdout. A closed pipe (`cbreak list | head -1`) is not
 /// an error: the reader has what it wanted.
 pub fn print(text: &str) -> std::io::Result<()> {
+    if STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+    }
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

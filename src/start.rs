@@ -42,9 +42,17 @@ use std::io::Write;
 /// for C's `main` to return (or dies of a signal, see [`crate::exit::Exit`]).
 pub fn main() -> c_int {
     let Some(closed) = sanitize_standard_fds() else {
-        // stderr itself may be what could not be opened: the status says it.
+        // stderr itself may be what could not be opened: then the status
+        // alone says it.
+        let msg = b"cbreak: cannot open /dev/null in place of a closed stdin, stdout or stderr\n";
+        // SAFETY: write(2) reads `msg`, a static byte string, for its
+        // length; on a closed descriptor it fails with EBADF and nothing else.
+        let _ = unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
         return c_int::from(crate::exit::Exit::Error.code());
     };
+    if closed[1] {
+        crate::output::stdout_was_closed();
+    }
     let sigpipe_ignored = ignore_sigpipe();
     crate::exec::note_start(closed, sigpipe_ignored);
     if stack_limit_below(STACK) {

@@ -430,7 +430,8 @@ fn changing_a_breaker_that_does_not_exist_creates_nothing_and_suggests_the_name(
 /// What cbreak was started with reaches the command as it would from
 /// `timeout(1)`: a closed stdout stays closed (so `echo` fails, and the
 /// failure counts), and an ignored SIGPIPE stays ignored. cbreak itself
-/// works on `/dev/null` in their place and ignores SIGPIPE either way.
+/// works on `/dev/null` in their place and ignores SIGPIPE either way,
+/// but its own output into a closed stdout fails.
 #[test]
 fn a_closed_stdout_and_an_ignored_sigpipe_reach_the_command() {
     use std::os::unix::process::CommandExt;
@@ -477,6 +478,13 @@ fn a_closed_stdout_and_an_ignored_sigpipe_reach_the_command() {
         0,
         "SIGPIPE ignored: {mask:x}"
     );
+    // cbreak's own output into a closed stdout fails as any program's
+    // does (`ls >&-`), instead of vanishing into the /dev/null it keeps
+    // there for itself.
+    started_so(&["status"], true)
+        .code(125)
+        .one_error_line()
+        .stderr_has("Bad file descriptor");
 }
 
 /// A variable whose value is not UTF-8 is named, as a bad value from a
