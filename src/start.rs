@@ -18,7 +18,9 @@
 //! What is kept, as Rust does it:
 //! - descriptors 0, 1 and 2, if closed, are opened on `/dev/null`, so that
 //!   a record or a socket opened later never becomes a closed stdout and
-//!   receives what is printed;
+//!   receives what is printed (unlike Rust, cbreak remembers: its own
+//!   output into a closed stdout fails, see `output::stdout_was_closed`,
+//!   and the command gets the descriptor closed, see below);
 //! - `SIGPIPE` is ignored, so that writing to a closed pipe is an error
 //!   cbreak handles (`cbreak status | head -1`), not a death that would
 //!   lose a command's exit status; `exec` gives the command the default
