@@ -28,9 +28,9 @@ end
 return {t[1], t[2], kind}
 ";
 
-/// Compare-and-set on the version: ARGV[1] is the 8 bytes the value held
-/// at byte ARGV[4] (1-based) when it was read, or empty for "no key";
-/// ARGV[2] the new value; ARGV[3] an idle expiry in ms (0: none). The
+/// Compare-and-set on the version: `ARGV[1]` is the 8 bytes the value held
+/// at byte `ARGV[4]` (1-based) when it was read, or empty for "no key";
+/// `ARGV[2]` the new value; `ARGV[3]` an idle expiry in ms (0: none). The
 /// write comes before `TIME`, which servers older than 5 refuse to follow
 /// with a write.
 const CAS: &str = r"
@@ -58,8 +58,8 @@ end
 return {0, t[1], t[2], kind}
 ";
 
-/// Renames KEYS[1] to KEYS[2] if it still has type ARGV[1] (and, for a
-/// string, value ARGV[2]).
+/// Renames `KEYS[1]` to `KEYS[2]` if it still has type `ARGV[1]` (and, for a
+/// string, value `ARGV[2]`).
 const ASIDE: &str = r"
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind ~= ARGV[1] then return 0 end
