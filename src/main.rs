@@ -8,9 +8,8 @@
 
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
-extern "C" fn main(
-    _argc: std::ffi::c_int,
-    _argv: *const *const std::ffi::c_char,
-) -> std::ffi::c_int {
-    cbreak::start::main()
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    // SAFETY: argc and argv are what the C runtime passes to `main`: argc
+    // pointers to NUL-terminated strings that live as long as the process.
+    unsafe { cbreak::start::main(argc, argv) }
 }

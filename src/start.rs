@@ -36,13 +36,23 @@
 //! work, it works on a thread with a stack of its own (see
 //! `on_a_thread_of_its_own`) instead of dying of SIGSEGV.
 
-use std::ffi::c_int;
+use std::ffi::{CStr, OsStr, OsString, c_char, c_int};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 
 /// The `cbreak` command: sets up what [the module](self) says, runs
 /// [`crate::run`] on the process's arguments, and returns the exit status
 /// for C's `main` to return (or dies of a signal, see [`crate::exit::Exit`]).
-pub fn main() -> c_int {
+///
+/// The arguments are taken from `argc` and `argv` as C's `main` got them,
+/// not from `std::env::args_os`, which without Rust's start-up knows them
+/// only on glibc.
+///
+/// # Safety
+///
+/// `argv` must point to `argc` pointers to NUL-terminated strings that
+/// live as long as the process: what C's `main` receives.
+pub unsafe fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     let Some(closed) = sanitize_standard_fds() else {
         // stderr itself may be what could not be opened: then the status
         // alone says it.
@@ -57,10 +67,18 @@ pub fn main() -> c_int {
     }
     let sigpipe_ignored = ignore_sigpipe();
     crate::exec::note_start(closed, sigpipe_ignored);
+    let args: Vec<OsString> = (0..usize::try_from(argc).unwrap_or(0))
+        .map(|i| {
+            // SAFETY: by this function's contract, argv[0..argc] are valid
+            // pointers to NUL-terminated strings that outlive this copy.
+            let arg = unsafe { CStr::from_ptr(*argv.add(i)) };
+            OsStr::from_bytes(arg.to_bytes()).to_os_string()
+        })
+        .collect();
     if stack_limit_below(STACK) {
-        on_a_thread_of_its_own(STACK)
+        on_a_thread_of_its_own(STACK, args)
     } else {
-        work()
+        work(args)
     }
 }
 
@@ -72,8 +90,8 @@ const STACK: usize = 1 << 20;
 /// Out of line, so that `main`'s own frame stays small enough for a
 /// stack limit of a few KiB.
 #[inline(never)]
-fn work() -> c_int {
-    let exit = std::panic::catch_unwind(|| crate::run(std::env::args_os()));
+fn work(args: Vec<OsString>) -> c_int {
+    let exit = std::panic::catch_unwind(|| crate::run(args));
     let _ = std::io::stdout().flush();
     match exit {
         Ok(exit) => c_int::from(exit.status()),
@@ -100,8 +118,12 @@ fn stack_limit_below(bytes: usize) -> bool {
 /// signals reach the working thread, as they would reach a single-threaded
 /// cbreak. The limit reaches the command unchanged.
 #[cold]
-fn on_a_thread_of_its_own(bytes: usize) -> c_int {
-    let worker = std::thread::Builder::new().stack_size(bytes).spawn(work);
+fn on_a_thread_of_its_own(bytes: usize, args: Vec<OsString>) -> c_int {
+    // Kept for the main thread, should no thread be had.
+    let again = args.clone();
+    let worker = std::thread::Builder::new()
+        .stack_size(bytes)
+        .spawn(move || work(args));
     match worker {
         Ok(worker) => {
             // SAFETY: sigfillset and pthread_sigmask write and read a local
@@ -115,7 +137,7 @@ fn on_a_thread_of_its_own(bytes: usize) -> c_int {
             worker.join().unwrap_or(101)
         }
         // No thread to be had: try on the main thread's stack after all.
-        Err(_) => work(),
+        Err(_) => work(again),
     }
 }
 
