@@ -8,16 +8,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::breaker::{Backoff, Millis, Outcome, Policy, Window};
+use crate::breaker::{Backoff, Millis, Outcome, Policy};
 use crate::cli::{self, BackoffArg, ColorArg, OnStateErrorArg, OutcomeArg};
-
-/// Failure-rate window used when `--failure-rate` is given without `--window`
-/// (resilience4j's default).
-pub const DEFAULT_WINDOW: Window = Window::Count(100);
-
-/// The exponential backoff's cap when `--max-recovery` is not given (or
-/// `--recovery`, if that is longer).
-pub const DEFAULT_MAX_RECOVERY: Millis = 60 * 60 * 1000;
+use crate::spec::{Field, Invalid, Spec};
 
 /// Everything cbreak was asked to do.
 #[derive(Debug)]
@@ -334,95 +327,52 @@ fn hooks(h: cli::HookArgs) -> Result<Hooks, String> {
     })
 }
 
-pub(crate) fn policy(
-    threshold: &u32,
-    recovery: Millis,
-    p: &cli::PolicyArgs,
-) -> Result<Policy, String> {
-    let window = match (p.failure_rate, p.window) {
-        (Some(_), Some(w)) => w,
-        (Some(_), None) => DEFAULT_WINDOW,
-        (None, Some(_)) => {
-            return Err(
-                "--window needs --failure-rate: it is the window the rate is measured over".into(),
-            );
-        }
-        (None, None) => Window::None,
-    };
-    if p.failure_rate == Some(0) {
-        return Err("--failure-rate 0% would open on the first call; use a rate above 0".into());
-    }
-    if let Window::Count(n) = window
-        && p.min_calls > n
-    {
-        return Err(format!(
-            "--min-calls {} is larger than --window {n}: the rate could never be judged",
-            p.min_calls
-        ));
-    }
-    if *threshold == 0 && p.failure_rate.is_none() {
-        return Err("--threshold 0 turns off the consecutive rule; give --failure-rate too, or the breaker can never open (use 'cbreak disable' for metrics only)".into());
-    }
-    if recovery == 0 {
-        return Err(
-            "--recovery 0 would probe on every call while open; give at least 1ms (e.g. 30s)"
-                .into(),
-        );
-    }
-    if p.timeout == Some(0) {
-        return Err("--timeout 0 would kill every command at once; give a duration above 0".into());
-    }
-    if p.slow == Some(0) {
-        return Err("--slow 0 would count every call as slow; give a duration above 0".into());
-    }
-    if p.probes == 0 {
-        return Err("--probes 0 would never close the breaker; use 1 or more".into());
-    }
-    if !p.jitter.is_multiple_of(100) {
-        return Err("--jitter must be a whole percentage from 0 to 100".into());
-    }
-    let ignore = p.ignore_codes.unwrap_or_default();
-    if ignore.intersects(&p.success_codes) {
-        return Err(format!(
-            "--ignore-codes {} and --success-codes {} overlap: a code cannot be both",
-            ignore.to_list(),
-            p.success_codes.to_list()
-        ));
-    }
-    // The cap means something only to exponential backoff; without one
-    // given, it is never below --recovery (a 6h recovery gets a 6h cap).
-    let max_recovery = match (p.backoff, p.max_recovery) {
-        (BackoffArg::Exponential, Some(max)) if max < recovery => {
-            let (max, recovery) = (crate::output::span(max), crate::output::span(recovery));
-            return Err(format!(
-                "--max-recovery {max} is shorter than --recovery {recovery}: exponential backoff \
-                 grows the open period from --recovery up to --max-recovery; give \
-                 --max-recovery {recovery} or more, or a shorter --recovery"
-            ));
-        }
-        (_, Some(max)) => max.max(recovery),
-        (_, None) => DEFAULT_MAX_RECOVERY.max(recovery),
-    };
-    Ok(Policy {
+fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Policy, String> {
+    let spec = Spec {
         threshold: *threshold,
         recovery,
         failure_rate: p.failure_rate,
-        window,
+        window: p.window,
         min_calls: p.min_calls,
         slow: p.slow,
         timeout: p.timeout,
         kill_after: p.kill_after,
         success_codes: p.success_codes,
-        ignore_codes: ignore,
+        ignore_codes: p.ignore_codes,
         backoff: match p.backoff {
             BackoffArg::Constant => Backoff::Constant,
             BackoffArg::Exponential => Backoff::Exponential,
         },
         backoff_factor_milli: p.backoff_factor,
-        max_recovery,
-        jitter_percent: p.jitter / 100,
+        max_recovery: p.max_recovery,
+        jitter: p.jitter,
         probes: p.probes,
+    };
+    spec.policy().map_err(|invalid| {
+        let mut msg = invalid.message(option);
+        if invalid == Invalid::NoRule {
+            msg.push_str(" (use 'cbreak disable' for metrics only)");
+        }
+        msg
     })
+}
+
+/// A policy's field as the command line names it.
+fn option(field: Field) -> &'static str {
+    match field {
+        Field::Threshold => "--threshold",
+        Field::Recovery => "--recovery",
+        Field::FailureRate => "--failure-rate",
+        Field::Window => "--window",
+        Field::MinCalls => "--min-calls",
+        Field::Slow => "--slow",
+        Field::Timeout => "--timeout",
+        Field::SuccessCodes => "--success-codes",
+        Field::IgnoreCodes => "--ignore-codes",
+        Field::MaxRecovery => "--max-recovery",
+        Field::Jitter => "--jitter",
+        Field::Probes => "--probes",
+    }
 }
 
 #[cfg(test)]
@@ -473,7 +423,7 @@ mod tests {
         let r = run_config(&["-r", "2h", "--backoff", "exponential"]).unwrap();
         assert_eq!(r.policy.max_recovery, 2 * 3_600_000);
         let r = run_config(&["-r", "10s", "--backoff", "exponential"]).unwrap();
-        assert_eq!(r.policy.max_recovery, DEFAULT_MAX_RECOVERY);
+        assert_eq!(r.policy.max_recovery, crate::spec::DEFAULT_MAX_RECOVERY);
         // A cap given with constant backoff means nothing and is no conflict.
         assert!(run_config(&["-r", "6h", "--max-recovery", "1h"]).is_ok());
         let e = run_config(&[
@@ -494,7 +444,7 @@ mod tests {
     #[test]
     fn failure_rate_alone_gets_the_default_window() {
         let r = run_config(&["--failure-rate", "50"]).unwrap();
-        assert_eq!(r.policy.window, DEFAULT_WINDOW);
+        assert_eq!(r.policy.window, crate::spec::DEFAULT_WINDOW);
         assert_eq!(r.policy.failure_rate, Some(5_000));
     }
 }

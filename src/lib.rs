@@ -77,6 +77,7 @@ pub(crate) mod metrics;
 pub(crate) mod output;
 #[doc(hidden)]
 pub mod record;
+pub(crate) mod spec;
 #[doc(hidden)]
 pub mod start;
 #[doc(hidden)]

@@ -2,10 +2,12 @@
 //! percentages, exit-code lists, window sizes, signals, factors, names.
 //!
 //! Used by `cli` (as clap's value parsers and by the lean parser) and by
-//! `config`; knows nothing of either, nor of clap. Every parser returns a
+//! `config`; knows nothing of either, nor of clap. The bounds of a value
+//! are `spec`'s, which the library's builder judges by too. Every parser returns a
 //! message that says what was wrong and what to write instead.
 
 use crate::breaker::{CodeSet, Millis, Window};
+use crate::spec::{self, MAX_DURATION, MIN_TIME_WINDOW};
 use crate::window::MAX_COUNT_WINDOW;
 
 /// A breaker name, checked.
@@ -21,20 +23,13 @@ const DURATION_UNITS: &str = "use ms, s, m, h or d, e.g. 250ms, 30s, 1h 30m";
 /// min, hour, day...): nothing finer than a millisecond, which is all a
 /// breaker keeps, and no months or years, whose length varies.
 pub fn parse_duration(s: &str) -> Result<Millis, String> {
-    let ms = parse_duration_unbounded(s)?;
-    if ms > MAX_DURATION {
-        return Err(format!(
+    spec::duration(parse_duration_unbounded(s)?).map_err(|_| {
+        format!(
             "too long: at most {} days (100 years)",
             MAX_DURATION / 86_400_000
-        ));
-    }
-    Ok(ms)
+        )
+    })
 }
-
-/// The longest duration anything takes: 100 years. Longer ones would
-/// reach past the year 9999 that the JSON and metrics can show, and the
-/// millisecond counts past what JSON numbers hold exactly.
-pub const MAX_DURATION: Millis = 36_500 * 86_400_000;
 
 fn parse_duration_unbounded(s: &str) -> Result<Millis, String> {
     let s = s.trim();
@@ -92,31 +87,22 @@ pub fn parse_percent(s: &str) -> Result<u32, String> {
     let value: f64 = number
         .parse()
         .map_err(|_| format!("'{s}' is not a percentage; use e.g. 50% or 50"))?;
-    if !(0.0..=100.0).contains(&value) {
-        return Err(format!(
-            "'{s}' is out of range: a percentage is from 0 to 100"
-        ));
-    }
-    Ok((value * 100.0).round() as u32)
+    spec::percent(value)
+        .map_err(|_| format!("'{s}' is out of range: a percentage is from 0 to 100"))
 }
 
 /// A window: a count of calls (1 to 1024) or a duration (at least 20 ms, so
 /// that each of its 20 buckets spans at least 1 ms).
 pub fn parse_window(s: &str) -> Result<Window, String> {
     if let Ok(n) = s.trim().parse::<u32>() {
-        return if (1..=MAX_COUNT_WINDOW).contains(&n) {
-            Ok(Window::Count(n))
-        } else {
-            Err(format!(
+        return spec::window_calls(n).map_err(|_| {
+            format!(
                 "a window of {n} calls is out of range: use 1 to {MAX_COUNT_WINDOW}, or a duration"
-            ))
-        };
+            )
+        });
     }
-    let ms = parse_duration(s)?;
-    if ms < 20 {
-        return Err(format!("a window of '{s}' is too short: use at least 20ms"));
-    }
-    Ok(Window::Time(ms))
+    spec::window_span(parse_duration(s)?)
+        .map_err(|_| format!("a window of '{s}' is too short: use at least {MIN_TIME_WINDOW}ms"))
 }
 
 /// Exit codes and ranges: `0`, `0,2-5`, `1-255`.
@@ -205,16 +191,11 @@ pub fn parse_factor(s: &str) -> Result<u32, String> {
         .trim()
         .parse()
         .map_err(|_| format!("'{s}' is not a number; use e.g. 2 or 1.5"))?;
-    // Judged after rounding to what is stored (thousandths): 1.0000001
-    // would be stored as 1 and never grow (found by the fuzz target
-    // `options`).
-    let milli = (f * 1000.0).round();
-    if !(milli > 1000.0 && milli <= 100_000.0) {
-        return Err(format!(
+    spec::factor(f).map_err(|_| {
+        format!(
             "'{s}' is out of range: the factor must be above 1 and at most 100, in steps of 0.001"
-        ));
-    }
-    Ok(milli as u32)
+        )
+    })
 }
 
 #[cfg(test)]

@@ -1,17 +1,18 @@
 //! [`Builder`]: a breaker's name, policy and state directory, checked once
 //! as `cbreak run` checks its options.
 //!
-//! Owns the translation from builder calls to the machine's `Policy`; the
-//! checks themselves are `config`'s (the same ones, with the same
-//! messages, naming the builder's methods instead of the options).
+//! Owns the translation from builder calls to a typed [`Spec`]; the checks
+//! are `spec`'s, the same the command line's options go through, worded
+//! with the builder's methods instead of the options.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::breaker::Millis;
-use crate::cli::{BackoffArg, PolicyArgs};
 use crate::record::DEFAULT_LOCK_WAIT;
+use crate::spec::{self, Field, OutOfRange, Spec};
+use crate::window::MAX_COUNT_WINDOW;
 
 use super::{Breaker, Error, Shared, WarningSink};
 
@@ -464,82 +465,100 @@ impl Builder {
         })
     }
 
-    /// The machine's policy, checked by `config`'s own checks.
+    /// The machine's policy: this builder's values, as a [`Spec`], checked
+    /// as the command line's are; messages name the builder's methods.
     fn policy(&self) -> Result<crate::breaker::Policy, String> {
-        use crate::value::{parse_factor, parse_percent, parse_window};
-        let named = |method: &'static str| move |e: String| format!("{method}: {e}");
         let ms = |d: Duration| -> Millis { u64::try_from(d.as_millis()).unwrap_or(u64::MAX) };
-        // The command's bounds on durations hold here too: at least a
-        // millisecond where 0 means nothing, at most 100 years.
-        for (method, d) in [
-            ("recovery", Some(self.recovery)),
-            ("max_recovery", self.max_recovery),
-            ("slow", self.slow),
-        ] {
-            if let Some(d) = d {
-                crate::value::parse_duration(&format!("{}ms", ms(d))).map_err(named(method))?;
-            }
-        }
-        if ms(self.recovery) == 0 {
+        let bounded = |method: &str, d: Duration| {
+            spec::duration(ms(d)).map_err(|_| {
+                format!(
+                    "{method}: too long: at most {} days (100 years)",
+                    spec::MAX_DURATION / 86_400_000
+                )
+            })
+        };
+        let recovery = bounded("recovery", self.recovery)?;
+        if recovery == 0 {
             return Err("recovery: must be at least 1ms".into());
         }
+        let max_recovery = self
+            .max_recovery
+            .map(|d| bounded("max_recovery", d))
+            .transpose()?;
+        let slow = self.slow.map(|d| bounded("slow", d)).transpose()?;
+        let out_of_percent = |method: &str, p: f64| {
+            format!("{method}: {p} is out of range: a percentage is from 0 to 100")
+        };
         let failure_rate = self
             .failure_rate
-            .map(|p| parse_percent(&p.to_string()))
-            .transpose()
-            .map_err(named("failure_rate"))?;
+            .map(|p| spec::percent(p).map_err(|_| out_of_percent("failure_rate", p)))
+            .transpose()?;
         let window = match self.window {
             None => None,
-            Some(WindowSize::Calls(n)) => Some(parse_window(&n.to_string())),
-            Some(WindowSize::Span(d)) => Some(parse_window(&format!("{}ms", ms(d)))),
-        }
-        .transpose()
-        .map_err(named("window"))?;
-        let jitter = parse_percent(&self.jitter.to_string()).map_err(named("jitter"))?;
-        let backoff_factor =
-            parse_factor(&self.backoff_factor.to_string()).map_err(named("backoff_factor"))?;
-        let args = PolicyArgs {
+            Some(WindowSize::Calls(n)) => Some(spec::window_calls(n).map_err(|_| {
+                format!(
+                    "window: a window of {n} calls is out of range: use 1 to {MAX_COUNT_WINDOW}, or window_duration"
+                )
+            })?),
+            Some(WindowSize::Span(d)) => Some(spec::window_span(ms(d)).map_err(|e| match e {
+                OutOfRange::TooLong => format!(
+                    "window: too long: at most {} days (100 years)",
+                    spec::MAX_DURATION / 86_400_000
+                ),
+                _ => format!(
+                    "window: a window of {}ms is too short: use at least {}ms",
+                    ms(d),
+                    spec::MIN_TIME_WINDOW
+                ),
+            })?),
+        };
+        let jitter =
+            spec::percent(self.jitter).map_err(|_| out_of_percent("jitter", self.jitter))?;
+        let backoff_factor_milli = spec::factor(self.backoff_factor).map_err(|_| {
+            format!(
+                "backoff_factor: {} is out of range: the factor must be above 1 and at most 100, in steps of 0.001",
+                self.backoff_factor
+            )
+        })?;
+        let spec = Spec {
+            threshold: self.threshold,
+            recovery,
             failure_rate,
             window,
             min_calls: self.min_calls,
-            timeout: None,
-            kill_after: crate::breaker::Policy::default().kill_after,
-            signal: libc::SIGTERM,
-            foreground: false,
-            preserve_status: false,
-            slow: self.slow.map(ms),
-            success_codes: crate::breaker::CodeSet::single(0),
-            ignore_codes: None,
+            slow,
             backoff: match self.backoff {
-                Backoff::Constant => BackoffArg::Constant,
-                Backoff::Exponential => BackoffArg::Exponential,
+                Backoff::Constant => crate::breaker::Backoff::Constant,
+                Backoff::Exponential => crate::breaker::Backoff::Exponential,
             },
-            backoff_factor,
-            max_recovery: self.max_recovery.map(ms),
+            backoff_factor_milli,
+            max_recovery,
             jitter,
             probes: self.probes,
+            // A closure's outcome is what the program says it is: no
+            // timeout, no exit codes.
+            ..Spec::default()
         };
-        crate::config::policy(&self.threshold, ms(self.recovery), &args)
-            .map_err(|e| builder_words(&e))
+        spec.policy().map_err(|invalid| invalid.message(method))
     }
 }
 
-/// `config`'s messages name the command's options (`--min-calls`); the
-/// builder's callers know its methods (`min_calls`).
-fn builder_words(msg: &str) -> String {
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(at) = rest.find("--") {
-        out.push_str(&rest[..at]);
-        let option = &rest[at + 2..];
-        let len = option
-            .find(|c: char| !(c.is_ascii_lowercase() || c == '-'))
-            .unwrap_or(option.len());
-        out.push_str(&option[..len].replace('-', "_"));
-        rest = &option[len..];
+/// A policy's field as the builder names it: its method.
+fn method(field: Field) -> &'static str {
+    match field {
+        Field::Threshold => "threshold",
+        Field::Recovery => "recovery",
+        Field::FailureRate => "failure_rate",
+        Field::Window => "window",
+        Field::MinCalls => "min_calls",
+        Field::Slow => "slow",
+        Field::Timeout => "timeout",
+        Field::SuccessCodes => "success_codes",
+        Field::IgnoreCodes => "ignore_codes",
+        Field::MaxRecovery => "max_recovery",
+        Field::Jitter => "jitter",
+        Field::Probes => "probes",
     }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -547,12 +566,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_command_lines_options_become_the_builders_methods() {
+    fn messages_name_the_builders_methods_not_the_command_lines_options() {
+        let clash = Builder::new("x")
+            .failure_rate(50.0)
+            .window_calls(10)
+            .min_calls(20)
+            .policy()
+            .unwrap_err();
         assert_eq!(
-            builder_words("--min-calls 20 is larger than --window 10: x"),
-            "min_calls 20 is larger than window 10: x"
+            clash,
+            "min_calls 20 is larger than window 10: the rate could never be judged"
         );
-        assert_eq!(builder_words("no options here"), "no options here");
+        let no_rule = Builder::new("x").threshold(0).policy().unwrap_err();
+        assert!(
+            !no_rule.contains("--") && !no_rule.contains("cbreak "),
+            "{no_rule}"
+        );
+        let jitter = Builder::new("x").jitter(12.5).policy().unwrap_err();
+        assert_eq!(jitter, "jitter must be a whole percentage from 0 to 100");
     }
 
     #[test]
