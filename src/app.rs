@@ -2,20 +2,20 @@
 //!
 //! Owns the order of work — decide under the lock, unlock, run, record
 //! under the lock, then talk and fire hooks — and the user-facing messages
-//! around it. The decisions are `breaker`'s, the states `store`'s (through
-//! the [`Store`] trait only, once [`execute`] has chosen the store), the
-//! processes `exec`'s.
+//! around it. The protocol of each call on a breaker is `engine`'s, the
+//! decisions `breaker`'s, the states `store`'s (through the [`Store`]
+//! trait only, once [`execute`] has chosen the store), the processes
+//! `exec`'s.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::api::Core;
-use crate::breaker::{Admission, BreakerState, End, Millis, Rejection, State, Transition};
+use crate::breaker::{Admission, BreakerState, End, Millis, Policy, Rejection, State, Transition};
 use crate::config::{Action, Config, Hooks, OnStateError, RunConfig, View};
+use crate::engine::{Changed, Engine};
 use crate::exec::{self, SpawnError, Status};
 use crate::exit::Exit;
-use crate::host::System;
 use crate::output::{self, Style, relative, say, span, warn};
 use crate::store::{Fleet, StateDir, Store, StoreError, default_name};
 
@@ -72,21 +72,14 @@ fn other<S: Store>(store: Result<S, String>, action: Action) -> Exit {
             duration,
             create,
             hooks,
-        } => update(&store, &name, create, &hooks, |s, now| {
-            s.trip(duration, now)
-        }),
-        Action::Reset { name, hooks } => {
-            update(&store, &name, false, &hooks, |s, now| s.reset(now))
-        }
+        } => by_hand(&store, &name, create, &hooks, |e| e.trip(duration)),
+        Action::Reset { name, hooks } => by_hand(&store, &name, false, &hooks, Engine::reset),
         Action::Disable {
             name,
             create,
             hooks,
-        } => update(&store, &name, create, &hooks, |s, now| s.disable(now)),
-        Action::Enable { name, hooks } => update(&store, &name, false, &hooks, |s, now| {
-            s.enable(now);
-            None
-        }),
+        } => by_hand(&store, &name, create, &hooks, Engine::disable),
+        Action::Enable { name, hooks } => by_hand(&store, &name, false, &hooks, Engine::enable),
         Action::Record {
             name,
             outcome,
@@ -150,28 +143,23 @@ fn without_state(action: &Action) -> Option<Exit> {
     })
 }
 
-/// The state of a breaker made now by this process, with `policy`.
-fn fresh_state(store: &impl Store, policy: crate::breaker::Policy) -> BreakerState {
-    BreakerState::new(store.now(), std::process::id(), policy)
-}
-
-/// Changes an existing breaker (or, with `create`, one made now) by hand,
-/// and fires the hooks of the transition that makes, once the record is
-/// unlocked. These commands print nothing: the user asked for the change.
-fn update(
-    store: &impl Store,
+/// Changes an existing breaker (or, with `create`, one made now, under
+/// the default policy) by hand, and fires the hooks of the transition
+/// that makes, once the record is unlocked. These commands print nothing:
+/// the user asked for the change.
+fn by_hand<'s, S: Store>(
+    store: &'s S,
     name: &str,
     create: bool,
     hooks: &Hooks,
-    f: impl Fn(&mut BreakerState, crate::breaker::Millis) -> Option<Transition>,
+    change: impl FnOnce(&mut Engine<&'s S>) -> Result<Changed, StoreError>,
 ) -> Result<Exit, Failed> {
     if !create {
         must_exist(store, name)?;
     }
-    let fresh = || fresh_state(store, crate::breaker::Policy::default());
-    let (transition, state) = store
-        .update_once(name, fresh, |s| (f(s, store.now()), *s))
-        .map_err(failed)?;
+    let mut engine = Engine::new(store, name, Policy::default());
+    let (transition, state) = change(&mut engine).map_err(failed)?;
+    drop(engine);
     if let Some(t) = transition {
         crate::hooks::fire(hooks, name, &t, &state);
     }
@@ -202,38 +190,15 @@ fn must_exist(store: &impl Store, name: &str) -> Result<(), Failed> {
 }
 
 /// The name among `names` nearest to `name`, if one is near enough to be
-/// a slip of the keyboard.
+/// a slip of the keyboard: a few edits, an adjacent swap counting as one
+/// (optimal string alignment).
 fn closest<'a>(name: &str, names: &'a [String]) -> Option<&'a str> {
     names
         .iter()
-        .map(|n| (edit_distance(name, n), n))
+        .map(|n| (strsim::osa_distance(name, n), n))
         .filter(|(d, n)| *d <= (n.len().max(name.len()) / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n.as_str())
-}
-
-/// Levenshtein distance, counting an adjacent swap as one edit.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 /// A failed subcommand: how to exit and what to say.
@@ -260,8 +225,8 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
     let name = rc.name.clone().unwrap_or_else(|| default_name(&rc.command));
     let policy = rc.policy;
     let decided = store.and_then(|store| {
-        let mut breaker = Core::new(store, &name, policy);
-        let admitted = breaker.admit();
+        let mut breaker = Engine::new(store, &name, policy);
+        let admitted = breaker.admit(|admission, t, s| (admission, t, *s));
         // What the store did on the way (a corrupt record kept aside) is
         // told even when it then failed (a full disk).
         tell(breaker.store());
@@ -547,13 +512,14 @@ fn check(
     policy: &crate::breaker::Policy,
     on_state_error: OnStateError,
 ) -> Exit {
-    let read = store.and_then(|store| match store.read(name) {
-        Ok(s) => Ok(Some((s, store))),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.to_string()),
+    let verdict = store.and_then(|store| {
+        Engine::new(store, name, *policy)
+            .would_admit()
+            .map_err(|e| e.to_string())
     });
-    let state = match read {
-        Ok(state) => state,
+    match verdict {
+        Ok(Some(false)) => Exit::Skipped(75),
+        Ok(Some(true) | None) => Exit::Success,
         Err(msg) => {
             let (what, exit) = match on_state_error {
                 OnStateError::Run => ("a call would run (--on-state-error run)", Exit::Success),
@@ -564,21 +530,9 @@ fn check(
                 OnStateError::Fail => ("--on-state-error fail", Exit::Error),
             };
             unavailable(name, &msg, what, on_state_error);
-            return exit;
+            exit
         }
-    };
-    match state {
-        Some((s, store)) if !s.would_admit(policy, &mut on_clock_of(&store)) => Exit::Skipped(75),
-        _ => Exit::Success,
     }
-}
-
-/// This machine as the state machine sees it, judging by `store`'s clock
-/// (a shared store's is the server's).
-fn on_clock_of(store: &impl Store) -> System {
-    let mut host = System::new();
-    host.set_clock(store.now());
-    host
 }
 
 /// `cbreak record`.
@@ -590,18 +544,13 @@ fn record_outcome(
     policy: &crate::breaker::Policy,
     hooks: &Hooks,
 ) -> Result<Exit, Failed> {
-    let mut host = System::new();
     let call = crate::breaker::Call {
         outcome,
         slow: false,
         timed_out: false,
     };
-    let fresh = || fresh_state(store, *policy);
-    let made = store
-        .update_once(name, fresh, |s| {
-            host.set_clock(store.now());
-            s.record_external(policy, call, &mut host)
-        })
+    let made = Engine::new(store, name, *policy)
+        .record_external(call)
         .map_err(failed)?;
     tell(store);
     // Each hook sees the state its own transition left.
@@ -643,7 +592,6 @@ mod tests {
         assert_eq!(closest("nightly-bakcup", &names), Some("nightly-backup"));
         assert_eq!(closest("apj", &names), Some("api"));
         assert_eq!(closest("prices", &names), None);
-        assert_eq!(edit_distance("ab", "ba"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(closest("nightyl-backup", &names), Some("nightly-backup"));
     }
 }

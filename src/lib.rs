@@ -66,6 +66,7 @@ pub mod breaker;
 #[doc(hidden)]
 pub mod cli;
 pub(crate) mod config;
+pub(crate) mod engine;
 pub(crate) mod exec;
 #[doc(hidden)]
 pub mod exit;

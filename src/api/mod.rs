@@ -11,18 +11,17 @@
 //! the caller work, record under the lock.
 
 mod builder;
-mod core;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::breaker::{Admission, BreakerState, Call, End, Millis, Outcome, Policy, Ticket};
-use crate::host::{System, now_ms};
+use crate::engine::Engine;
+use crate::host::now_ms;
 use crate::store::{StateDir, Store, StoreError};
 
 pub use builder::{Backoff, Builder};
-pub(crate) use core::Core;
 
 /// Where warnings go (see [`Builder::on_warning`]).
 type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
@@ -75,7 +74,7 @@ struct Shared {
     /// The store and the breaker's open record are not `Sync` (the record
     /// keeps its lock state and probe lock in `Cell`s): one caller at a
     /// time.
-    inner: Mutex<Core<StateDir>>,
+    inner: Mutex<Engine<StateDir>>,
 }
 
 impl fmt::Debug for Breaker {
@@ -94,7 +93,7 @@ impl Shared {
         fail_open: bool,
         warn: WarningSink,
     ) -> Result<Shared, Error> {
-        let core = Core::new(store, &name, policy);
+        let core = Engine::new(store, &name, policy);
         let shared = Shared {
             name,
             policy,
@@ -104,30 +103,20 @@ impl Shared {
         };
         // Opens (or creates) and checks the record now, so that a state
         // directory that cannot be used is found by `build`.
-        shared.update(|_, _| ()).map_err(Error::state)?;
+        shared.with(Engine::prepare).map_err(Error::state)?;
         Ok(shared)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Core<StateDir>> {
+    fn lock(&self) -> MutexGuard<'_, Engine<StateDir>> {
         // A panic while the mutex was held left nothing half-done that the
         // record's own protocol does not cover (a store is all or nothing).
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Read-modify-write of the state under exclusion (see
-    /// [`Store::update`]: `f` may run more than once, on a fresh state
-    /// each time).
-    fn update<T>(
-        &self,
-        mut f: impl FnMut(&mut BreakerState, &mut System) -> T,
-    ) -> Result<T, StoreError> {
-        self.with(|core| core.update(&mut f))
-    }
-
     /// `f` on the breaker's core, alone; then what the store did is told.
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Core<StateDir>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Engine<StateDir>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut core = self.lock();
         let result = f(&mut core);
@@ -201,23 +190,23 @@ impl Breaker {
     /// ```
     pub fn should_allow_request(&self) -> Result<Permit, Rejected> {
         let shared = &self.shared;
-        let policy = shared.policy;
-        let decided = shared.update(|s, host| {
-            let (admission, _) = s.admit(&policy, host);
-            // What a rejection says, read while the state is at hand (not
-            // a copy of the whole state on every call).
-            let open = match admission {
-                Admission::Reject(_) => Some((
-                    s.next_probe_at,
-                    s.history
-                        .oldest_first()
-                        .last()
-                        .filter(|t| t.to != crate::breaker::State::Closed)
-                        .map(|t| crate::output::reason(t.reason)),
-                )),
-                Admission::Run(_) => None,
-            };
-            (admission, open)
+        let decided = shared.with(|engine| {
+            engine.admit(|admission, _, s| {
+                // What a rejection says, read while the state is at hand
+                // (not a copy of the whole state on every call).
+                let open = match admission {
+                    Admission::Reject(_) => Some((
+                        s.next_probe_at,
+                        s.history
+                            .oldest_first()
+                            .last()
+                            .filter(|t| t.to != crate::breaker::State::Closed)
+                            .map(|t| crate::output::reason(t.reason)),
+                    )),
+                    Admission::Run(_) => None,
+                };
+                (admission, open)
+            })
         });
         let started = Instant::now();
         match decided {

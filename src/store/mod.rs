@@ -84,17 +84,6 @@ pub trait Store {
         f: impl FnMut(&mut BreakerState) -> T,
     ) -> Result<T, StoreError>;
 
-    /// One update on a handle opened for it and dropped after it.
-    fn update_once<T>(
-        &self,
-        name: &str,
-        fresh: impl Fn() -> BreakerState,
-        f: impl FnMut(&mut BreakerState) -> T,
-    ) -> Result<T, StoreError> {
-        let mut breaker = self.open(name);
-        self.update(&mut breaker, fresh, f)
-    }
-
     /// The breaker's state, changing nothing (a damaged one is
     /// [`StoreError::Corrupt`], a missing one [`StoreError::NotFound`]).
     fn read(&self, name: &str) -> Result<BreakerState, StoreError>;
@@ -118,6 +107,57 @@ pub trait Store {
 
     /// Where the breakers are, for messages: "no breakers in LOCATION".
     fn location(&self) -> String;
+}
+
+/// A store lent out: what `app` hands an [`Engine`](crate::engine::Engine)
+/// for one breaker while it keeps the store for the next.
+impl<S: Store> Store for &S {
+    type Handle = S::Handle;
+
+    fn now(&self) -> Millis {
+        (**self).now()
+    }
+
+    fn open(&self, name: &str) -> Self::Handle {
+        (**self).open(name)
+    }
+
+    fn update<T>(
+        &self,
+        breaker: &mut Self::Handle,
+        fresh: impl Fn() -> BreakerState,
+        f: impl FnMut(&mut BreakerState) -> T,
+    ) -> Result<T, StoreError> {
+        (**self).update(breaker, fresh, f)
+    }
+
+    fn read(&self, name: &str) -> Result<BreakerState, StoreError> {
+        (**self).read(name)
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        (**self).exists(name)
+    }
+
+    fn readable(&self) -> Result<(), StoreError> {
+        (**self).readable()
+    }
+
+    fn names(&self) -> Result<Vec<String>, StoreError> {
+        (**self).names()
+    }
+
+    fn forget(&self, name: &str) -> Result<(), StoreError> {
+        (**self).forget(name)
+    }
+
+    fn take_events(&self) -> Vec<Event> {
+        (**self).take_events()
+    }
+
+    fn location(&self) -> String {
+        (**self).location()
+    }
 }
 
 /// The longest breaker name.
