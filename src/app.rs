@@ -16,7 +16,8 @@ use crate::config::{Action, Config, Hooks, OnStateError, RunConfig, View};
 use crate::engine::{Changed, Engine};
 use crate::exec::{self, SpawnError, Status};
 use crate::exit::Exit;
-use crate::output::{self, Style, relative, say, span, warn};
+use crate::output::{self, relative, say, span, warn};
+use crate::status::{self, Style};
 use crate::store::{Fleet, StateDir, Store, StoreError, default_name};
 
 /// Carries out `config`.
@@ -450,9 +451,9 @@ fn status(store: &impl Store, name: Option<&str>, view: View) -> Result<Exit, Fa
     if let Some(name) = name {
         let s = store.read(name).map_err(failed)?;
         let text = if view.json {
-            json_line(&output::json(name, &s, now))
+            json_line(&status::json(name, &s, now))
         } else {
-            output::detail(name, &s, now, style)
+            status::detail(name, &s, now, style)
         };
         output::print(&text).map_err(io_failed("the status"))?;
         return Ok(Exit::Success);
@@ -461,7 +462,7 @@ fn status(store: &impl Store, name: Option<&str>, view: View) -> Result<Exit, Fa
     let text = if view.json {
         let all: Vec<_> = breakers
             .iter()
-            .map(|(n, s)| output::json(n, s, now))
+            .map(|(n, s)| status::json(n, s, now))
             .collect();
         json_line(&all)
     } else if breakers.is_empty() && ok {
@@ -470,7 +471,7 @@ fn status(store: &impl Store, name: Option<&str>, view: View) -> Result<Exit, Fa
         // Some could not be read (said on stderr): not "no breakers".
         String::new()
     } else {
-        output::table(&breakers, now, style)
+        status::table(&breakers, now, style)
     };
     output::print(&text).map_err(io_failed("the status"))?;
     Ok(if ok { Exit::Success } else { Exit::Problem })

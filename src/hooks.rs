@@ -12,7 +12,8 @@ use std::time::Duration;
 use crate::breaker::{BreakerState, State, Transition};
 use crate::config::Hooks;
 use crate::exec::{self, SpawnError, Status};
-use crate::output::{rfc3339, span, warn};
+use crate::output::{span, warn};
+use crate::status::rfc3339;
 
 /// The hooks that fire for a transition to `to`, with the option that set
 /// each (for messages).

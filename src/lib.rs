@@ -30,70 +30,120 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The `cbreak` binary is a thin shell around [`run`]; README.md is its
-//! user's guide. Everything else in the crate is its machinery, not part of
-//! the API.
+//! The `cbreak` binary is a thin shell around `run` (feature `cli`);
+//! README.md is its user's guide. Everything else in the crate is its
+//! machinery, not part of the API.
+//!
+//! # Features
+//!
+//! - `cli` (default): the `cbreak` command and [`run`]-as-a-function.
+//! - `redis` (default): the store shared by machines (`--store`).
+//!
+//! With `default-features = false` the library is the breaker over the
+//! state directory alone, and compiles only `libc`, `fs2` and `memmap2`.
 
 #![warn(missing_docs)]
+// Parts of the machine that only the command line uses (`cbreak record`,
+// `disable`, timeouts) are unused in a library-only build. The build that
+// judges dead code is the default one without `testing` (`cargo build`,
+// and `cargo clippy --lib --bins` in CI).
+#![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports))]
 
 // The modules, one concept each (ARCHITECTURE.md has the map, the direction
 // of dependencies, and where a new option, policy, store or output goes).
-// Only the API above is public; the modules that tests, benchmarks and fuzz
-// targets reach into are `#[doc(hidden)] pub`, the rest `pub(crate)`:
+// Only the API above is public. The modules that the crate's own tests,
+// benchmarks and fuzz targets reach into are public only with the
+// `testing` feature (their dev-dependency on the crate turns it on), so
+// that in every other build rustc sees what is used and what is dead.
 //
-// - `cli`: the command line's definition (clap, and only here), with
-//   `run`'s options declared once and a lean parser for `run`; `config`
-//   turns it into plain values once; `value` parses single values for
-//   both;
+// The library (always):
+// - `api`: the library API, `Breaker` and its types;
+// - `engine`: the protocol of a breaker's calls, beneath both front ends;
+// - `spec`: a policy as a front end asks for it, checked once;
 // - `breaker` (with `window`): the pure state machine, its policies
 //   and its history, time injected, no I/O;
+// - `store`: where states are kept — the `store::Store` interface,
+//   breaker names, the state directory, and (feature `redis`) a Redis or
+//   Valkey server shared by machines (`store::fleet`);
 // - `record`: one breaker's file — its codec (no I/O), mapping, locking,
 //   validation; `fault` turns a fault on its mapped pages into an error;
-// - `store`: where states are kept — the `store::Store` interface,
-//   breaker names, and the two stores behind it: the state directory, and
-//   a Redis or Valkey server shared by machines (`--store`, `store::fleet`);
-// - `exec`: spawning, signals, timeouts, exit statuses;
 // - `host`: the clock and process identity behind the machine;
-// - `output`, `metrics`, `hooks`: what cbreak tells people and tools;
-// - `app`: what each subcommand does; `exit`: how cbreak ends;
-// - `util`: small helpers that depend on nothing else here;
-// - `api`: the library API, `Breaker` and its types.
+// - `output`: one-line messages and the words for spans and reasons;
+// - `util`: small helpers that depend on nothing else here.
+//
+// The command line (feature `cli`):
+// - `cli`: the command line's definition (clap, and only here), with
+//   `run`'s options declared once and a lean parser for `run`; `config`
+//   turns it into plain values once; `value` parses single values;
+// - `app`: what each subcommand does; `exit`: how cbreak ends; `start`:
+//   how the process starts;
+// - `exec`: spawning, signals, timeouts, exit statuses;
+// - `status`, `metrics`, `hooks`: what cbreak shows people and tools.
+
+/// A module that the crate's own tests, benchmarks and fuzz targets reach
+/// into: public (and hidden from the docs) with the `testing` feature,
+/// crate-private otherwise.
+macro_rules! internal {
+    ($(#[$attr:meta])* mod $name:ident;) => {
+        $(#[$attr])*
+        #[cfg(feature = "testing")]
+        #[doc(hidden)]
+        pub mod $name;
+        $(#[$attr])*
+        #[cfg(not(feature = "testing"))]
+        pub(crate) mod $name;
+    };
+}
 
 mod api;
-pub(crate) mod app;
-#[doc(hidden)]
-pub mod breaker;
-#[doc(hidden)]
-pub mod cli;
-pub(crate) mod config;
+internal! { mod breaker; }
 pub(crate) mod engine;
-pub(crate) mod exec;
-#[doc(hidden)]
-pub mod exit;
 pub(crate) mod fault;
-pub(crate) mod hooks;
-#[doc(hidden)]
-pub mod host;
-pub(crate) mod metrics;
+internal! { mod host; }
 pub(crate) mod output;
-#[doc(hidden)]
-pub mod record;
+internal! { mod record; }
 pub(crate) mod spec;
-#[doc(hidden)]
-pub mod start;
-#[doc(hidden)]
-pub mod store;
+internal! { mod store; }
 pub(crate) mod util;
-#[doc(hidden)]
-pub mod value;
 pub(crate) mod window;
 
+#[cfg(feature = "cli")]
+pub(crate) mod app;
+internal! {
+    #[cfg(feature = "cli")]
+    mod cli;
+}
+#[cfg(feature = "cli")]
+pub(crate) mod config;
+#[cfg(feature = "cli")]
+pub(crate) mod exec;
+/// How `cbreak` ends: what [`run`] returns.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod exit;
+#[cfg(feature = "cli")]
+pub(crate) mod hooks;
+#[cfg(feature = "cli")]
+pub(crate) mod metrics;
+/// The `cbreak` process's start, for `src/main.rs`.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod start;
+#[cfg(feature = "cli")]
+pub(crate) mod status;
+internal! {
+    #[cfg(feature = "cli")]
+    mod value;
+}
+
+#[cfg(feature = "cli")]
 use std::ffi::OsString;
 
 pub use crate::api::{
     Backoff, Breaker, Builder, Error, ExecuteError, Permit, Rejected, State, Stats,
 };
 
+#[cfg(feature = "cli")]
 use crate::exit::Exit;
 
 /// Parses `args` (program name first), carries them out, and says how to
@@ -105,6 +155,7 @@ use crate::exit::Exit;
 /// let exit = cbreak::run(["cbreak", "name", "--", "curl", "-fsS", "https://x"].map(Into::into));
 /// assert_eq!(exit.end(), std::process::ExitCode::SUCCESS);
 /// ```
+#[cfg(feature = "cli")]
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Exit {
     let args: Vec<OsString> = args.into_iter().collect();
     let cli = match cli::parse_or_explain(&args) {

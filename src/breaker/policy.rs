@@ -32,7 +32,7 @@ impl CodeSet {
     }
 
     /// The canonical text, e.g. `0,2-5`: what `--success-codes` accepts.
-    pub fn to_list(&self) -> String {
+    pub fn to_list(self) -> String {
         let mut parts = Vec::new();
         let mut code = 0u16;
         while code < 256 {

@@ -12,6 +12,8 @@ use clap::{Arg, ValueHint};
 use clap_complete::Shell as Generator;
 
 /// A shell cbreak writes completions for.
+// PowerShell is the shell's own name.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shell {
     Bash,
@@ -21,7 +23,9 @@ pub enum Shell {
     PowerShell,
 }
 
-/// Every shell, in the order of the files in `completions/`.
+/// Every shell, in the order of the files in `completions/` (for the test
+/// that keeps them up to date).
+#[cfg(feature = "testing")]
 pub const SHELLS: [Shell; 5] = [
     Shell::Bash,
     Shell::Zsh,
@@ -30,7 +34,9 @@ pub const SHELLS: [Shell; 5] = [
     Shell::PowerShell,
 ];
 
-/// The file name a shell's script is committed and installed under.
+/// The file name a shell's script is committed and installed under (for
+/// the test that keeps them up to date).
+#[cfg(feature = "testing")]
 pub fn completion_file(shell: Shell) -> &'static str {
     match shell {
         Shell::Bash => "cbreak.bash",

@@ -109,7 +109,7 @@ const SUBCOMMANDS: [(&str, Build); 14] = [
     ("man", <ManArgs as Args>::augment_args),
 ];
 
-/// Parses the command line (program name first).
+/// Parses the command line (program name first), for `parse_or_explain`.
 ///
 /// The plain shapes of `cbreak run` are read by `fast::parse` without
 /// clap at all. Otherwise: clap's derive builds every subcommand's arguments before parsing, and on
@@ -120,11 +120,6 @@ const SUBCOMMANDS: [(&str, Build); 14] = [
 /// — help, version, every usage error — is parsed again with the full
 /// derived [`Cli`], so all that the user sees comes from the one
 /// definition.
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
-    let args: Vec<OsString> = args.into_iter().collect();
-    parse_args(&args)
-}
-
 fn parse_args(args: &[OsString]) -> Result<Cli, clap::Error> {
     match fast::parse(args) {
         Some(cli) => Ok(cli),
@@ -633,7 +628,7 @@ mod tests {
             &["cbreak", "name", "curl", "-f"],
             &["cbreak", "name", "--", "curl", "-f"],
         ] {
-            let fast = parse(args.iter().map(OsString::from)).unwrap();
+            let fast = parse_args(&args.iter().map(OsString::from).collect::<Vec<_>>()).unwrap();
             let full = Cli::try_parse_from(args).unwrap();
             assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{args:?}");
         }
@@ -647,7 +642,7 @@ mod tests {
             &["cbreak", "run", "--bogus"],
             &["cbreak"],
         ] {
-            let fast = parse(args.iter().map(OsString::from)).unwrap_err();
+            let fast = parse_args(&args.iter().map(OsString::from).collect::<Vec<_>>()).unwrap_err();
             let full = command().try_get_matches_from(args).unwrap_err();
             assert_eq!(
                 fast.render().to_string(),
@@ -677,7 +672,7 @@ mod tests {
             &["cbreak", "--state-dir", "/d", "list"][..],
             &["cbreak", "list", "--state-dir", "/d"][..],
         ] {
-            let cli = parse(args.iter().map(OsString::from)).unwrap();
+            let cli = parse_args(&args.iter().map(OsString::from).collect::<Vec<_>>()).unwrap();
             assert_eq!(cli.global.state_dir, Some(PathBuf::from("/d")));
         }
     }

@@ -72,7 +72,7 @@ use crate::fault::Guarded;
 mod codec;
 
 use codec::newest;
-pub use codec::{B_SEQUENCE, USED_WORDS, checksum, decode, encode, seal};
+pub use codec::{B_SEQUENCE, USED_WORDS, decode, encode, seal};
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"cbreak\0\x01");
 pub const VERSION: u64 = 1;
@@ -144,7 +144,8 @@ pub struct Access {
 }
 
 impl Access {
-    /// A private directory of user `uid`.
+    /// A private directory of user `uid` (the fuzz target's).
+    #[cfg(feature = "testing")]
     pub fn private(uid: u32) -> Access {
         Access {
             mode: 0o600,
@@ -309,7 +310,8 @@ impl Record {
 
     /// Takes the exclusive lock, then checks that the path still names this
     /// file and that it is a valid record, initialising a new one with
-    /// `fresh` when the file is empty.
+    /// `fresh` when the file is empty (the fuzz target's way in).
+    #[cfg(feature = "testing")]
     pub fn lock(
         &mut self,
         fresh: impl FnOnce() -> BreakerState,

@@ -90,10 +90,6 @@ impl StateDir {
         self
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

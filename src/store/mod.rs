@@ -11,6 +11,10 @@
 //! [`Event`]s, and `app` says them.
 
 mod dir;
+// Only the command line uses the shared store so far; the library's
+// `Breaker` is on the state directory.
+#[cfg(feature = "redis")]
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub mod fleet;
 
 use std::ffi::OsString;
@@ -22,7 +26,8 @@ use std::time::Duration;
 
 use crate::breaker::{BreakerState, Millis};
 
-pub use dir::{Handle as DirHandle, StateDir, state_dir};
+pub use dir::{StateDir, state_dir};
+#[cfg(feature = "redis")]
 pub use fleet::{Fleet, FleetConfig};
 
 /// Where breakers' states are kept, shared by every process that uses it.
@@ -237,6 +242,7 @@ pub enum StoreError {
     /// The server of a shared store cannot be used, or its breaker kept
     /// changing under this process; the error says which (never with the
     /// password).
+    #[cfg(feature = "redis")]
     Server(fleet::FleetError),
     Io {
         path: PathBuf,
@@ -283,6 +289,7 @@ impl fmt::Display for StoreError {
                 "record {} has format version {version}, newer than this cbreak understands; upgrade cbreak",
                 path.display()
             ),
+            #[cfg(feature = "redis")]
             StoreError::Server(e) => write!(f, "{e}"),
             StoreError::Io { path, what, err } => {
                 let hint = match err.raw_os_error() {

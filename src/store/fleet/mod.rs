@@ -166,7 +166,9 @@ impl std::error::Error for FleetError {}
 
 impl FleetError {
     /// Whether this is a finding about the breaker (missing or damaged)
-    /// rather than the store failing.
+    /// rather than the store failing (for the tests: `app` judges the
+    /// [`StoreError`] it becomes).
+    #[cfg(feature = "testing")]
     pub fn is_finding(&self) -> bool {
         matches!(
             self,
@@ -186,15 +188,8 @@ struct Seen {
 /// One breaker, opened for updating: its key, and the state this process
 /// last read or wrote there.
 pub struct Handle {
-    name: String,
     key: String,
     seen: Option<Seen>,
-}
-
-impl Handle {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
 }
 
 /// The breakers on one server.
@@ -230,10 +225,6 @@ impl Fleet {
         }
     }
 
-    pub fn config(&self) -> &FleetConfig {
-        &self.config
-    }
-
     /// The store, for messages: its URL, password hidden, and the prefix
     /// when it is not the default.
     pub fn location(&self) -> String {
@@ -263,7 +254,6 @@ impl Fleet {
     /// A handle on breaker `name`. Does no I/O.
     pub fn open(&self, name: &str) -> Handle {
         Handle {
-            name: name.to_string(),
             key: self.key(name),
             seen: None,
         }
@@ -511,7 +501,8 @@ impl Fleet {
         }
     }
 
-    /// One update on a handle opened for it.
+    /// One update on a handle opened for it (for the tests).
+    #[cfg(feature = "testing")]
     pub fn update_once<T>(
         &self,
         name: &str,
