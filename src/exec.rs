@@ -354,13 +354,13 @@ fn lead_own_group() -> bool {
 /// messages are written even under `stty tostop`. Hooks, started later,
 /// inherit the mask; they never read the terminal.
 fn block_tty_signals() {
-    // SAFETY: sigprocmask reads a local set that lives across the call.
+    // SAFETY: pthread_sigmask reads a local set that lives across the call.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTTIN);
         libc::sigaddset(&mut set, libc::SIGTTOU);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
@@ -504,21 +504,22 @@ fn signal_our_group(sig: libc::c_int) {
     }
     // Block it, send it to the group, and drop the copy cbreak got: setting
     // a signal to SIG_IGN discards it while pending.
-    // SAFETY: sigprocmask, kill and sigaction are async-signal-safe; they
-    // take plain values and pointers to locals that live across the calls.
+    // SAFETY: pthread_sigmask, kill and sigaction are async-signal-safe
+    // (POSIX.1-2008 TC2 added pthread_sigmask to the list); they take plain
+    // values and pointers to locals that live across the calls.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         let mut old_mask: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, sig);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old_mask);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old_mask);
         libc::kill(0, sig);
         let mut ignore: libc::sigaction = std::mem::zeroed();
         ignore.sa_sigaction = libc::SIG_IGN;
         let mut old: libc::sigaction = std::mem::zeroed();
         libc::sigaction(sig, &ignore, &mut old);
         libc::sigaction(sig, &old, std::ptr::null_mut());
-        libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
     }
 }
 
@@ -581,7 +582,7 @@ pub fn die_of(sig: libc::c_int) {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: prctl, setrlimit, sigaction, sigprocmask and raise take plain
+    // SAFETY: prctl, setrlimit, sigaction, pthread_sigmask and raise take plain
     // values and pointers to locals that live across the calls; failures
     // leave the process as it was, and the caller falls back to an exit.
     unsafe {
@@ -594,7 +595,7 @@ pub fn die_of(sig: libc::c_int) {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, sig);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(sig);
     }
 }
@@ -609,7 +610,7 @@ fn signal(target: i32, sig: libc::c_int) {
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
     // Only async-signal-safe work here: atomics, kill(2), sigaction(2),
-    // sigprocmask(2); and errno as the interrupted code left it.
+    // pthread_sigmask(3); and errno as the interrupted code left it.
     // SAFETY: __errno_location returns this thread's errno, always valid.
     let errno = unsafe { *libc::__errno_location() };
     RECEIVED.store(sig, Ordering::SeqCst);

@@ -1,6 +1,7 @@
 //! The module map in ARCHITECTURE.md stays true: the modules' dependencies,
 //! read from the `crate::` paths of their non-test code, form no cycle, and
-//! no module outside `cli` names a clap type.
+//! no module outside `cli` names a clap type, and no signal mask is set
+//! with `sigprocmask`, which is unspecified once a process has threads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -133,6 +134,24 @@ fn no_clap_type_outside_cli() {
         assert!(
             !code.contains("clap::") && !code.contains("ValueEnum"),
             "{} uses clap; only src/cli may",
+            file.display()
+        );
+    }
+}
+
+/// `sigprocmask` is unspecified in a process with more than one thread
+/// (POSIX), and cbreak may have two (`start::on_a_thread_of_its_own`): a
+/// signal mask is set with `pthread_sigmask`, for the calling thread.
+#[test]
+fn no_sigprocmask_in_a_process_that_may_have_threads() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    for file in files {
+        let code = code(&file);
+        assert!(
+            !code.contains("sigprocmask("),
+            "{} calls sigprocmask; use pthread_sigmask",
             file.display()
         );
     }
