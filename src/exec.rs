@@ -22,7 +22,9 @@
 //! A SIGINT, SIGTERM, SIGHUP or SIGQUIT sent to cbreak while the command
 //! runs is passed on to it, except one the terminal sent to the whole group
 //! (which the command got too) and one that was ignored when cbreak
-//! started (`nohup`, `&` in a script): that stays ignored. The handlers are
+//! started (`nohup`, `&` in a script): that stays ignored. Each signal is
+//! passed on once, by the handler or, for one that came before the
+//! command's pid was known, by the spawner. The handlers are
 //! removed when the command ends. cbreak waits on a pidfd, polled with the
 //! timeout, and never reaps the command before it stops signalling it, so
 //! "timed out" and "exited" cannot cross and no signal goes to a reused pid.
@@ -34,7 +36,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The signals cbreak passes on to the command.
@@ -50,6 +52,11 @@ const TO_OUR_GROUP: i32 = 2;
 /// The last forwarded signal received while handlers were installed; 0 for
 /// none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// The signals received that nobody has passed on yet, a bit for each
+/// (`1 << sig`). Whoever clears a signal's bit passes it on: the handler,
+/// once the pid is known, or the spawner, for what came before; never
+/// both.
+static UNFORWARDED: AtomicU32 = AtomicU32::new(0);
 /// What cbreak's caller gave it that the command gets back (see
 /// [`note_start`]): a bit per descriptor 0–2 that was closed, and
 /// [`SIGPIPE_WAS_IGNORED`].
@@ -168,6 +175,7 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
     let earlier = RECEIVED.load(Ordering::SeqCst);
     let saved = spec.forward_signals.then(|| {
         RECEIVED.store(0, Ordering::SeqCst);
+        UNFORWARDED.store(0, Ordering::SeqCst);
         install_forwarding()
     });
     let started = Instant::now();
@@ -196,11 +204,7 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
         };
         SCOPE.store(scope, Ordering::SeqCst);
         TARGET.store(pid, Ordering::SeqCst);
-        // A signal that came between spawn and now was not passed on yet.
-        let early = RECEIVED.load(Ordering::SeqCst);
-        if early != 0 {
-            forward(pid, scope, early);
-        }
+        forward_unclaimed(pid, scope);
     }
     let timed_out = match (spec.timeout, group) {
         (Some(limit), Some(group)) => wait_with_timeout(pid, group, spec, started + limit),
@@ -211,7 +215,9 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
     };
     // The command has ended but is not reaped: its pid cannot be reused
     // until the wait below, and nothing signals it after this.
-    TARGET.store(0, Ordering::SeqCst);
+    if spec.forward_signals {
+        TARGET.store(0, Ordering::SeqCst);
+    }
     let status = match child.wait() {
         Ok(status) => Status::from_std(status),
         // ECHILD cannot happen for our own child; report a failure rather
@@ -554,8 +560,32 @@ fn signal_group_members(sig: libc::c_int) {
     }
 }
 
+/// The bit of `sig` in [`UNFORWARDED`].
+fn bit(sig: libc::c_int) -> u32 {
+    1u32.checked_shl(sig.unsigned_abs()).unwrap_or(0)
+}
+
+/// Passes on, once `TARGET` holds the command's pid, the signals that came
+/// before the handler could (it passes on what lands after). Each is
+/// claimed from [`UNFORWARDED`] in one swap, so that a signal landing
+/// between the store of the pid and this is passed on by one of the two.
+fn forward_unclaimed(pid: i32, scope: i32) {
+    let early = UNFORWARDED.swap(0, Ordering::SeqCst);
+    for sig in FORWARDED {
+        if early & bit(sig) != 0 {
+            forward(pid, scope, sig);
+        }
+    }
+}
+
+/// How many signals `forward` passed on, for the tests.
+#[cfg(test)]
+static FORWARDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Passes a signal cbreak received on to the command `pid`.
 fn forward(pid: i32, scope: i32, sig: libc::c_int) {
+    #[cfg(test)]
+    FORWARDS.fetch_add(1, Ordering::SeqCst);
     match scope {
         TO_CHILDS_GROUP => signal(-pid, sig),
         TO_OUR_GROUP => {
@@ -614,15 +644,21 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _context: 
     // SAFETY: __errno_location returns this thread's errno, always valid.
     let errno = unsafe { *libc::__errno_location() };
     RECEIVED.store(sig, Ordering::SeqCst);
-    let pid = TARGET.load(Ordering::SeqCst);
-    let scope = SCOPE.load(Ordering::SeqCst);
     // SAFETY: for a handler installed with SA_SIGINFO the kernel passes a
     // valid siginfo_t for the duration of the call; it is only read.
     let from_kernel = !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL;
     // A signal from the terminal (sent by the kernel to the foreground
     // process group) already reached a command in our group.
-    if pid != 0 && !(from_kernel && scope != TO_CHILDS_GROUP) {
-        forward(pid, scope, sig);
+    let pid = TARGET.load(Ordering::SeqCst);
+    let from_terminal = pid != 0 && from_kernel && SCOPE.load(Ordering::SeqCst) != TO_CHILDS_GROUP;
+    if !from_terminal {
+        // Left for the spawner while the pid is unknown; claimed back
+        // (unless the spawner claimed it first) once it is.
+        UNFORWARDED.fetch_or(bit(sig), Ordering::SeqCst);
+        let pid = TARGET.load(Ordering::SeqCst);
+        if pid != 0 && UNFORWARDED.fetch_and(!bit(sig), Ordering::SeqCst) & bit(sig) != 0 {
+            forward(pid, SCOPE.load(Ordering::SeqCst), sig);
+        }
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
@@ -689,6 +725,38 @@ mod tests {
 
     fn argv(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
+    }
+
+    /// The tests that use the forwarding's globals (`TARGET`, the
+    /// handlers), one at a time.
+    static SIGNALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// A signal that lands after the spawner published the pid, before it
+    /// looked for signals that came early: the handler passes it on, and
+    /// the spawner must not pass it on again (a second SIGINT is "force
+    /// quit" to some programs).
+    #[test]
+    fn a_signal_landing_as_the_pid_is_published_is_forwarded_once() {
+        let _one = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        RECEIVED.store(0, Ordering::SeqCst);
+        let saved = install_forwarding();
+        let before = FORWARDS.load(Ordering::SeqCst);
+        SCOPE.store(TO_CHILD, Ordering::SeqCst);
+        TARGET.store(pid, Ordering::SeqCst);
+        // SAFETY: raise(3) with a plain signal number; its handler (ours)
+        // runs on this thread before raise returns.
+        unsafe { libc::raise(libc::SIGHUP) };
+        forward_unclaimed(pid, TO_CHILD);
+        TARGET.store(0, Ordering::SeqCst);
+        restore(&saved);
+        let forwards = FORWARDS.load(Ordering::SeqCst) - before;
+        RECEIVED.store(0, Ordering::SeqCst);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGHUP), "it got the SIGHUP");
+        assert_eq!(forwards, 1, "the SIGHUP was passed on once");
     }
 
     #[test]
