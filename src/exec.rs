@@ -24,7 +24,8 @@
 //! (which the command got too) and one that was ignored when cbreak
 //! started (`nohup`, `&` in a script): that stays ignored. Each signal is
 //! passed on once, by the handler or, for one that came before the
-//! command's pid was known, by the spawner. The handlers are
+//! command's pid was known, by the spawner, and followed by SIGCONT, as
+//! `timeout(1)` does, so that a stopped command dies of it. The handlers are
 //! removed when the command ends. cbreak waits on a pidfd, polled with the
 //! timeout, and never reaps the command before it stops signalling it, so
 //! "timed out" and "exited" cannot cross and no signal goes to a reused pid.
@@ -582,17 +583,23 @@ fn forward_unclaimed(pid: i32, scope: i32) {
 #[cfg(test)]
 static FORWARDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// Passes a signal cbreak received on to the command `pid`.
+/// Passes a signal cbreak received on to the command `pid`, then SIGCONT
+/// the same way: a stopped command must run to see the signal, or it
+/// stays stopped and cbreak waits for ever. All the forwarded signals end
+/// a process by default; `timeout(1)` does the same (coreutils
+/// `src/timeout.c`, `cleanup`).
 fn forward(pid: i32, scope: i32, sig: libc::c_int) {
     #[cfg(test)]
     FORWARDS.fetch_add(1, Ordering::SeqCst);
-    match scope {
-        TO_CHILDS_GROUP => signal(-pid, sig),
-        TO_OUR_GROUP => {
-            signal(pid, sig);
-            signal_our_group(sig);
+    for sig in [sig, libc::SIGCONT] {
+        match scope {
+            TO_CHILDS_GROUP => signal(-pid, sig),
+            TO_OUR_GROUP => {
+                signal(pid, sig);
+                signal_our_group(sig);
+            }
+            _ => signal(pid, sig),
         }
-        _ => signal(pid, sig),
     }
 }
 
