@@ -17,7 +17,8 @@
 //! the terminal, while the whole tree can still be signalled at the
 //! timeout; cbreak keeps SIGTTIN and SIGTTOU from stopping itself, and the
 //! command gets them as usual. [`Group::Foreground`] (`--foreground`) moves nothing
-//! and kills only the command. Hooks get a group of their own.
+//! and kills only the command. Hooks get a group of their own, and the
+//! terminal cannot stop them (see [`never_stopped_by_the_terminal`]).
 //!
 //! A SIGINT, SIGTERM, SIGHUP or SIGQUIT sent to cbreak while the command
 //! runs is passed on to it, except one the terminal sent to the whole group
@@ -113,8 +114,9 @@ pub struct Spec<'a> {
     pub env: &'a [(&'a str, String)],
     /// Pass signals sent to cbreak on to the command.
     pub forward_signals: bool,
-    /// Send the command's stdout to cbreak's stderr and give it no stdin
-    /// (for hooks, whose chatter must not mix with the wrapped output).
+    /// Run it as a hook: its stdout goes to cbreak's stderr (its chatter
+    /// must not mix with the wrapped output), it gets no stdin, and the
+    /// terminal cannot stop it (see [`never_stopped_by_the_terminal`]).
     pub quiet_stdio: bool,
 }
 
@@ -257,6 +259,7 @@ fn spawn(
             if let Ok(stderr) = io::stderr().as_fd().try_clone_to_owned() {
                 cmd.stdout(stderr);
             }
+            never_stopped_by_the_terminal(&mut cmd);
         }
         if own_group {
             cmd.process_group(0);
@@ -306,6 +309,27 @@ fn give_back(cmd: &mut Command, inherited: i32) {
             if inherited & SIGPIPE_WAS_IGNORED != 0 {
                 libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             }
+            Ok(())
+        });
+    }
+}
+
+/// Starts a hook with SIGTTOU and SIGTTIN ignored. A hook runs in a
+/// process group of its own, which is never the terminal's foreground: by
+/// default its first write to the terminal under `stty tostop`, or any
+/// read of it, would stop it until `--hook-timeout` kills it. Ignored, a
+/// write goes through (as the output of a command of cbreak's own group
+/// would) and a read fails with EIO at once; an ignored signal survives
+/// exec, and `sh` keeps what it was started ignoring (POSIX), so this
+/// holds for what the hook runs too. Hooks are rare: the `fork` this costs
+/// (a `pre_exec` step rules out `posix_spawn`) does not matter.
+fn never_stopped_by_the_terminal(cmd: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls signal(2), which is async-signal-safe, with plain values.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            libc::signal(libc::SIGTTIN, libc::SIG_IGN);
             Ok(())
         });
     }
