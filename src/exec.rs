@@ -9,6 +9,14 @@
 //! kernel cannot execute (a script without `#!`) is run with /bin/sh, as
 //! `execvp` does.
 //!
+//! What std's `Command` does with signals (library/std/src/sys/process/
+//! unix/unix.rs, both the `posix_spawn` and the fork paths): it resets
+//! SIGPIPE to its default (cbreak sets no `-Zon-broken-pipe`), and leaves
+//! the signal mask alone, so the command inherits the spawning thread's
+//! mask (it emptied the mask before Rust 1.66, rust-lang/rust#101077).
+//! exec resets caught signals to their default and keeps ignored ones.
+//! So whatever cbreak blocks at a spawn, the command gets blocked.
+//!
 //! Process groups are those of coreutils `timeout(1)`. Without a timeout
 //! nothing moves: the command is in cbreak's group, so Ctrl-C and terminal
 //! reads work as if cbreak were not there. With a timeout cbreak moves
@@ -296,9 +304,9 @@ fn spawn(
 /// using `posix_spawn`.
 fn give_back(cmd: &mut Command, inherited: i32) {
     // SAFETY: the closure runs in the child between fork and exec, after
-    // Command's own setup (standard descriptors, signal mask, SIGPIPE's
-    // default), and only calls close(2) and signal(2), which are
-    // async-signal-safe, on plain values.
+    // Command's own setup (standard descriptors, process group, SIGPIPE's
+    // default; it does not touch the signal mask), and only calls close(2)
+    // and signal(2), which are async-signal-safe, on plain values.
     unsafe {
         cmd.pre_exec(move || {
             for fd in 0..3 {
@@ -379,11 +387,13 @@ fn lead_own_group() -> bool {
     }
 }
 
-/// Blocks SIGTTIN and SIGTTOU in cbreak once the command has started (the
-/// signal mask, unlike a handler, would pass to it): cbreak is not stopped
-/// when the command reads the terminal from the background, and its own
-/// messages are written even under `stty tostop`. Hooks, started later,
-/// inherit the mask; they never read the terminal.
+/// Blocks SIGTTIN and SIGTTOU in cbreak once the command has started:
+/// cbreak is not stopped when the command reads the terminal from the
+/// background, and its own messages are written even under `stty tostop`.
+/// Not before: `Command` passes the mask on (see the module's header),
+/// and the command must get SIGTTIN and SIGTTOU as usual. Hooks, started
+/// later, inherit the mask, and ignore both anyway
+/// ([`never_stopped_by_the_terminal`]).
 fn block_tty_signals() {
     // SAFETY: pthread_sigmask reads a local set that lives across the call.
     unsafe {
@@ -788,6 +798,35 @@ mod tests {
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGHUP), "it got the SIGHUP");
         assert_eq!(forwards, 1, "the SIGHUP was passed on once");
+    }
+
+    /// What the module's header says of std: `Command` neither empties nor
+    /// sets the signal mask; the command inherits the spawning thread's.
+    #[test]
+    fn the_command_inherits_the_spawning_threads_signal_mask() {
+        let blocked = std::thread::spawn(|| {
+            // SAFETY: sigemptyset, sigaddset and pthread_sigmask write and
+            // read a local set; the mask is this new thread's alone.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGUSR2);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            let out = Command::new("grep")
+                .args(["SigBlk", "/proc/self/status"])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .join()
+        .unwrap();
+        let mask = blocked.trim().strip_prefix("SigBlk:").unwrap().trim();
+        assert_eq!(
+            u64::from_str_radix(mask, 16).unwrap(),
+            1 << (libc::SIGUSR2 - 1),
+            "{blocked}"
+        );
     }
 
     #[test]
