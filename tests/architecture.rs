@@ -156,3 +156,20 @@ fn no_sigprocmask_in_a_process_that_may_have_threads() {
         );
     }
 }
+
+/// One random generator, shared (`util::Rng`): two copies of xorshift64*
+/// (host's jitter and the fleet's versions) drifted apart in how they were
+/// seeded.
+#[test]
+fn one_random_generator() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    // xorshift64*'s multiplier.
+    let generators: Vec<String> = files
+        .iter()
+        .filter(|f| code(f).replace('_', "").contains("0x2545f4914f6cdd1d"))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert_eq!(generators.len(), 1, "{generators:?}");
+}
