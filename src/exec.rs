@@ -9,6 +9,14 @@
 //! kernel cannot execute (a script without `#!`) is run with /bin/sh, as
 //! `execvp` does.
 //!
+//! What std's `Command` does with signals (library/std/src/sys/process/
+//! unix/unix.rs, both the `posix_spawn` and the fork paths): it resets
+//! SIGPIPE to its default (cbreak sets no `-Zon-broken-pipe`), and leaves
+//! the signal mask alone, so the command inherits the spawning thread's
+//! mask (it emptied the mask before Rust 1.66, rust-lang/rust#101077).
+//! exec resets caught signals to their default and keeps ignored ones.
+//! So whatever cbreak blocks at a spawn, the command gets blocked.
+//!
 //! Process groups are those of coreutils `timeout(1)`. Without a timeout
 //! nothing moves: the command is in cbreak's group, so Ctrl-C and terminal
 //! reads work as if cbreak were not there. With a timeout cbreak moves
@@ -17,12 +25,16 @@
 //! the terminal, while the whole tree can still be signalled at the
 //! timeout; cbreak keeps SIGTTIN and SIGTTOU from stopping itself, and the
 //! command gets them as usual. [`Group::Foreground`] (`--foreground`) moves nothing
-//! and kills only the command. Hooks get a group of their own.
+//! and kills only the command. Hooks get a group of their own, and the
+//! terminal cannot stop them (see [`never_stopped_by_the_terminal`]).
 //!
 //! A SIGINT, SIGTERM, SIGHUP or SIGQUIT sent to cbreak while the command
 //! runs is passed on to it, except one the terminal sent to the whole group
 //! (which the command got too) and one that was ignored when cbreak
-//! started (`nohup`, `&` in a script): that stays ignored. The handlers are
+//! started (`nohup`, `&` in a script): that stays ignored. Each signal is
+//! passed on once, by the handler or, for one that came before the
+//! command's pid was known, by the spawner, and followed by SIGCONT, as
+//! `timeout(1)` does, so that a stopped command dies of it. The handlers are
 //! removed when the command ends. cbreak waits on a pidfd, polled with the
 //! timeout, and never reaps the command before it stops signalling it, so
 //! "timed out" and "exited" cannot cross and no signal goes to a reused pid.
@@ -34,7 +46,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The signals cbreak passes on to the command.
@@ -50,6 +62,11 @@ const TO_OUR_GROUP: i32 = 2;
 /// The last forwarded signal received while handlers were installed; 0 for
 /// none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// The signals received that nobody has passed on yet, a bit for each
+/// (`1 << sig`). Whoever clears a signal's bit passes it on: the handler,
+/// once the pid is known, or the spawner, for what came before; never
+/// both.
+static UNFORWARDED: AtomicU32 = AtomicU32::new(0);
 /// What cbreak's caller gave it that the command gets back (see
 /// [`note_start`]): a bit per descriptor 0–2 that was closed, and
 /// [`SIGPIPE_WAS_IGNORED`].
@@ -105,8 +122,9 @@ pub struct Spec<'a> {
     pub env: &'a [(&'a str, String)],
     /// Pass signals sent to cbreak on to the command.
     pub forward_signals: bool,
-    /// Send the command's stdout to cbreak's stderr and give it no stdin
-    /// (for hooks, whose chatter must not mix with the wrapped output).
+    /// Run it as a hook: its stdout goes to cbreak's stderr (its chatter
+    /// must not mix with the wrapped output), it gets no stdin, and the
+    /// terminal cannot stop it (see [`never_stopped_by_the_terminal`]).
     pub quiet_stdio: bool,
 }
 
@@ -168,6 +186,7 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
     let earlier = RECEIVED.load(Ordering::SeqCst);
     let saved = spec.forward_signals.then(|| {
         RECEIVED.store(0, Ordering::SeqCst);
+        UNFORWARDED.store(0, Ordering::SeqCst);
         install_forwarding()
     });
     let started = Instant::now();
@@ -196,11 +215,7 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
         };
         SCOPE.store(scope, Ordering::SeqCst);
         TARGET.store(pid, Ordering::SeqCst);
-        // A signal that came between spawn and now was not passed on yet.
-        let early = RECEIVED.load(Ordering::SeqCst);
-        if early != 0 {
-            forward(pid, scope, early);
-        }
+        forward_unclaimed(pid, scope);
     }
     let timed_out = match (spec.timeout, group) {
         (Some(limit), Some(group)) => wait_with_timeout(pid, group, spec, started + limit),
@@ -211,7 +226,9 @@ pub fn run(spec: &Spec<'_>) -> Result<Finished, SpawnError> {
     };
     // The command has ended but is not reaped: its pid cannot be reused
     // until the wait below, and nothing signals it after this.
-    TARGET.store(0, Ordering::SeqCst);
+    if spec.forward_signals {
+        TARGET.store(0, Ordering::SeqCst);
+    }
     let status = match child.wait() {
         Ok(status) => Status::from_std(status),
         // ECHILD cannot happen for our own child; report a failure rather
@@ -250,6 +267,7 @@ fn spawn(
             if let Ok(stderr) = io::stderr().as_fd().try_clone_to_owned() {
                 cmd.stdout(stderr);
             }
+            never_stopped_by_the_terminal(&mut cmd);
         }
         if own_group {
             cmd.process_group(0);
@@ -286,9 +304,9 @@ fn spawn(
 /// using `posix_spawn`.
 fn give_back(cmd: &mut Command, inherited: i32) {
     // SAFETY: the closure runs in the child between fork and exec, after
-    // Command's own setup (standard descriptors, signal mask, SIGPIPE's
-    // default), and only calls close(2) and signal(2), which are
-    // async-signal-safe, on plain values.
+    // Command's own setup (standard descriptors, process group, SIGPIPE's
+    // default; it does not touch the signal mask), and only calls close(2)
+    // and signal(2), which are async-signal-safe, on plain values.
     unsafe {
         cmd.pre_exec(move || {
             for fd in 0..3 {
@@ -299,6 +317,27 @@ fn give_back(cmd: &mut Command, inherited: i32) {
             if inherited & SIGPIPE_WAS_IGNORED != 0 {
                 libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             }
+            Ok(())
+        });
+    }
+}
+
+/// Starts a hook with SIGTTOU and SIGTTIN ignored. A hook runs in a
+/// process group of its own, which is never the terminal's foreground: by
+/// default its first write to the terminal under `stty tostop`, or any
+/// read of it, would stop it until `--hook-timeout` kills it. Ignored, a
+/// write goes through (as the output of a command of cbreak's own group
+/// would) and a read fails with EIO at once; an ignored signal survives
+/// exec, and `sh` keeps what it was started ignoring (POSIX), so this
+/// holds for what the hook runs too. Hooks are rare: the `fork` this costs
+/// (a `pre_exec` step rules out `posix_spawn`) does not matter.
+fn never_stopped_by_the_terminal(cmd: &mut Command) {
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls signal(2), which is async-signal-safe, with plain values.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGTTOU, libc::SIG_IGN);
+            libc::signal(libc::SIGTTIN, libc::SIG_IGN);
             Ok(())
         });
     }
@@ -348,19 +387,21 @@ fn lead_own_group() -> bool {
     }
 }
 
-/// Blocks SIGTTIN and SIGTTOU in cbreak once the command has started (the
-/// signal mask, unlike a handler, would pass to it): cbreak is not stopped
-/// when the command reads the terminal from the background, and its own
-/// messages are written even under `stty tostop`. Hooks, started later,
-/// inherit the mask; they never read the terminal.
+/// Blocks SIGTTIN and SIGTTOU in cbreak once the command has started:
+/// cbreak is not stopped when the command reads the terminal from the
+/// background, and its own messages are written even under `stty tostop`.
+/// Not before: `Command` passes the mask on (see the module's header),
+/// and the command must get SIGTTIN and SIGTTOU as usual. Hooks, started
+/// later, inherit the mask, and ignore both anyway
+/// ([`never_stopped_by_the_terminal`]).
 fn block_tty_signals() {
-    // SAFETY: sigprocmask reads a local set that lives across the call.
+    // SAFETY: pthread_sigmask reads a local set that lives across the call.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTTIN);
         libc::sigaddset(&mut set, libc::SIGTTOU);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
@@ -504,21 +545,22 @@ fn signal_our_group(sig: libc::c_int) {
     }
     // Block it, send it to the group, and drop the copy cbreak got: setting
     // a signal to SIG_IGN discards it while pending.
-    // SAFETY: sigprocmask, kill and sigaction are async-signal-safe; they
-    // take plain values and pointers to locals that live across the calls.
+    // SAFETY: pthread_sigmask, kill and sigaction are async-signal-safe
+    // (POSIX.1-2008 TC2 added pthread_sigmask to the list); they take plain
+    // values and pointers to locals that live across the calls.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         let mut old_mask: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, sig);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old_mask);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old_mask);
         libc::kill(0, sig);
         let mut ignore: libc::sigaction = std::mem::zeroed();
         ignore.sa_sigaction = libc::SIG_IGN;
         let mut old: libc::sigaction = std::mem::zeroed();
         libc::sigaction(sig, &ignore, &mut old);
         libc::sigaction(sig, &old, std::ptr::null_mut());
-        libc::sigprocmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
     }
 }
 
@@ -553,15 +595,45 @@ fn signal_group_members(sig: libc::c_int) {
     }
 }
 
-/// Passes a signal cbreak received on to the command `pid`.
-fn forward(pid: i32, scope: i32, sig: libc::c_int) {
-    match scope {
-        TO_CHILDS_GROUP => signal(-pid, sig),
-        TO_OUR_GROUP => {
-            signal(pid, sig);
-            signal_our_group(sig);
+/// The bit of `sig` in [`UNFORWARDED`].
+fn bit(sig: libc::c_int) -> u32 {
+    1u32.checked_shl(sig.unsigned_abs()).unwrap_or(0)
+}
+
+/// Passes on, once `TARGET` holds the command's pid, the signals that came
+/// before the handler could (it passes on what lands after). Each is
+/// claimed from [`UNFORWARDED`] in one swap, so that a signal landing
+/// between the store of the pid and this is passed on by one of the two.
+fn forward_unclaimed(pid: i32, scope: i32) {
+    let early = UNFORWARDED.swap(0, Ordering::SeqCst);
+    for sig in FORWARDED {
+        if early & bit(sig) != 0 {
+            forward(pid, scope, sig);
         }
-        _ => signal(pid, sig),
+    }
+}
+
+/// How many signals `forward` passed on, for the tests.
+#[cfg(test)]
+static FORWARDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Passes a signal cbreak received on to the command `pid`, then SIGCONT
+/// the same way: a stopped command must run to see the signal, or it
+/// stays stopped and cbreak waits for ever. All the forwarded signals end
+/// a process by default; `timeout(1)` does the same (coreutils
+/// `src/timeout.c`, `cleanup`).
+fn forward(pid: i32, scope: i32, sig: libc::c_int) {
+    #[cfg(test)]
+    FORWARDS.fetch_add(1, Ordering::SeqCst);
+    for sig in [sig, libc::SIGCONT] {
+        match scope {
+            TO_CHILDS_GROUP => signal(-pid, sig),
+            TO_OUR_GROUP => {
+                signal(pid, sig);
+                signal_our_group(sig);
+            }
+            _ => signal(pid, sig),
+        }
     }
 }
 
@@ -581,7 +653,7 @@ pub fn die_of(sig: libc::c_int) {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: prctl, setrlimit, sigaction, sigprocmask and raise take plain
+    // SAFETY: prctl, setrlimit, sigaction, pthread_sigmask and raise take plain
     // values and pointers to locals that live across the calls; failures
     // leave the process as it was, and the caller falls back to an exit.
     unsafe {
@@ -594,7 +666,7 @@ pub fn die_of(sig: libc::c_int) {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, sig);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(sig);
     }
 }
@@ -609,19 +681,25 @@ fn signal(target: i32, sig: libc::c_int) {
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
     // Only async-signal-safe work here: atomics, kill(2), sigaction(2),
-    // sigprocmask(2); and errno as the interrupted code left it.
+    // pthread_sigmask(3); and errno as the interrupted code left it.
     // SAFETY: __errno_location returns this thread's errno, always valid.
     let errno = unsafe { *libc::__errno_location() };
     RECEIVED.store(sig, Ordering::SeqCst);
-    let pid = TARGET.load(Ordering::SeqCst);
-    let scope = SCOPE.load(Ordering::SeqCst);
     // SAFETY: for a handler installed with SA_SIGINFO the kernel passes a
     // valid siginfo_t for the duration of the call; it is only read.
     let from_kernel = !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL;
     // A signal from the terminal (sent by the kernel to the foreground
     // process group) already reached a command in our group.
-    if pid != 0 && !(from_kernel && scope != TO_CHILDS_GROUP) {
-        forward(pid, scope, sig);
+    let pid = TARGET.load(Ordering::SeqCst);
+    let from_terminal = pid != 0 && from_kernel && SCOPE.load(Ordering::SeqCst) != TO_CHILDS_GROUP;
+    if !from_terminal {
+        // Left for the spawner while the pid is unknown; claimed back
+        // (unless the spawner claimed it first) once it is.
+        UNFORWARDED.fetch_or(bit(sig), Ordering::SeqCst);
+        let pid = TARGET.load(Ordering::SeqCst);
+        if pid != 0 && UNFORWARDED.fetch_and(!bit(sig), Ordering::SeqCst) & bit(sig) != 0 {
+            forward(pid, SCOPE.load(Ordering::SeqCst), sig);
+        }
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };
@@ -688,6 +766,67 @@ mod tests {
 
     fn argv(args: &[&str]) -> Vec<OsString> {
         args.iter().map(OsString::from).collect()
+    }
+
+    /// The tests that use the forwarding's globals (`TARGET`, the
+    /// handlers), one at a time.
+    static SIGNALS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// A signal that lands after the spawner published the pid, before it
+    /// looked for signals that came early: the handler passes it on, and
+    /// the spawner must not pass it on again (a second SIGINT is "force
+    /// quit" to some programs).
+    #[test]
+    fn a_signal_landing_as_the_pid_is_published_is_forwarded_once() {
+        let _one = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        RECEIVED.store(0, Ordering::SeqCst);
+        let saved = install_forwarding();
+        let before = FORWARDS.load(Ordering::SeqCst);
+        SCOPE.store(TO_CHILD, Ordering::SeqCst);
+        TARGET.store(pid, Ordering::SeqCst);
+        // SAFETY: raise(3) with a plain signal number; its handler (ours)
+        // runs on this thread before raise returns.
+        unsafe { libc::raise(libc::SIGHUP) };
+        forward_unclaimed(pid, TO_CHILD);
+        TARGET.store(0, Ordering::SeqCst);
+        restore(&saved);
+        let forwards = FORWARDS.load(Ordering::SeqCst) - before;
+        RECEIVED.store(0, Ordering::SeqCst);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGHUP), "it got the SIGHUP");
+        assert_eq!(forwards, 1, "the SIGHUP was passed on once");
+    }
+
+    /// What the module's header says of std: `Command` neither empties nor
+    /// sets the signal mask; the command inherits the spawning thread's.
+    #[test]
+    fn the_command_inherits_the_spawning_threads_signal_mask() {
+        let blocked = std::thread::spawn(|| {
+            // SAFETY: sigemptyset, sigaddset and pthread_sigmask write and
+            // read a local set; the mask is this new thread's alone.
+            unsafe {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGUSR2);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            let out = Command::new("grep")
+                .args(["SigBlk", "/proc/self/status"])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .join()
+        .unwrap();
+        let mask = blocked.trim().strip_prefix("SigBlk:").unwrap().trim();
+        assert_eq!(
+            u64::from_str_radix(mask, 16).unwrap(),
+            1 << (libc::SIGUSR2 - 1),
+            "{blocked}"
+        );
     }
 
     #[test]

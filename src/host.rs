@@ -9,6 +9,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::breaker::{Host, Millis, Owner};
+use crate::util::Rng;
 
 /// Milliseconds since the Unix epoch; 0 for a clock before it.
 pub fn now_ms() -> Millis {
@@ -21,7 +22,8 @@ pub fn now_ms() -> Millis {
 #[derive(Default)]
 pub struct System {
     me: Option<Owner>,
-    rng: u64,
+    /// Seeded at the first use: the closed path of `run` draws nothing.
+    rng: Option<Rng>,
     /// The time to judge by instead of this machine's clock, when a store
     /// has its own (a server shared by machines).
     clock: Option<Millis>,
@@ -93,17 +95,8 @@ impl Host for System {
     }
 
     fn random(&mut self) -> u64 {
-        if self.rng == 0 {
-            let t = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64);
-            self.rng = t ^ u64::from(std::process::id()).rotate_left(32) | 1;
-        }
-        // xorshift64*: jitter needs spread, not secrecy.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        // Jitter needs spread, not secrecy.
+        self.rng.get_or_insert_with(Rng::seeded).next()
     }
 }
 

@@ -174,7 +174,11 @@ pub fn render(breakers: &[(String, BreakerState)]) -> String {
 
 /// Writes `text` to `path` through a temporary file in the same directory
 /// and a rename, so a reader never sees a partial file. The temporary name
-/// ends in `.tmp`, which the textfile collector (it reads `*.prom`) skips.
+/// is `.NAME.XXXXXX.tmp`, random and created exclusively (`tempfile`), so
+/// that writers sharing the directory (containers, a crashed run whose pid
+/// came round again) never meet on one name; it ends in `.tmp`, which the
+/// textfile collector (it reads `*.prom`) skips, and it is removed if
+/// anything fails.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     // Replace only a regular file: renaming over a symlink, a FIFO, a
     // device (as root, /dev/null) or a directory would break whatever it
@@ -201,24 +205,20 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let file_name = path
         .file_name()
         .ok_or_else(|| std::io::Error::other("the output path names no file"))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(file_name);
+    prefix.push(".");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    // Dropped on an error, the temporary file is removed.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn describe_file_type(t: &std::fs::FileType) -> &'static str {
@@ -294,6 +294,27 @@ mod tests {
         let fresh = render(&[("db".into(), BreakerState::new(0, 1, p))]);
         assert!(fresh.contains("cbreak_disabled{name=\"db\"} 0\n"));
         assert!(fresh.contains("cbreak_last_success_timestamp_seconds{name=\"db\"} 0.000\n"));
+    }
+
+    /// The temporary file was `.NAME.PID.tmp`: another container writing
+    /// to the same directory, or a crashed run whose pid came round again,
+    /// left one of that name, and every write failed with EEXIST.
+    #[test]
+    fn a_temporary_of_the_same_pid_left_by_another_writer_does_not_block_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cbreak.prom");
+        let theirs = dir
+            .path()
+            .join(format!(".cbreak.prom.{}.tmp", std::process::id()));
+        std::fs::write(&theirs, "another writer's").unwrap();
+        write_atomically(&path, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        assert_eq!(
+            std::fs::read_to_string(&theirs).unwrap(),
+            "another writer's",
+            "another writer's temporary is left alone"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

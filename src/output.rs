@@ -35,16 +35,22 @@ pub fn print(text: &str) -> std::io::Result<()> {
 /// Prints `cbreak: MSG` on stderr: an error, or news the user should see
 /// (a skipped run, a breaker that opened).
 pub fn say(msg: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "cbreak: {}", one_line(msg));
+    message("cbreak: ", msg);
 }
 
 /// Prints `cbreak: warning: MSG` on stderr.
 pub fn warn(msg: &str) {
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "cbreak: warning: {}",
-        one_line(msg)
-    );
+    message("cbreak: warning: ", msg);
+}
+
+/// Writes `PREFIX MSG` and its newline to stderr with one `write(2)`, looping
+/// only on a short write: cron, CI and `parallel` give many jobs one stderr,
+/// and a line written in pieces (`writeln!` writes each piece of its
+/// format) is torn by another job's line landing between them. std's
+/// stderr is unbuffered, so `write_all` is that one call.
+fn message(prefix: &str, msg: &str) {
+    let line = format!("{prefix}{}\n", one_line(msg));
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// The longest message line cbreak prints, in characters.

@@ -114,30 +114,52 @@ fn stack_limit_below(bytes: usize) -> bool {
 /// Under a small `ulimit -s`, which limits only the main thread's stack,
 /// cbreak works on a thread with a stack of `bytes` rather than die of
 /// SIGSEGV, perhaps after the command ran and before its outcome was
-/// recorded. The main thread blocks every signal while it waits, so that
-/// signals reach the working thread, as they would reach a single-threaded
-/// cbreak. The limit reaches the command unchanged.
+/// recorded. The limit reaches the command unchanged.
+///
+/// The main thread blocks every signal while it waits, so that signals
+/// reach the working thread, as they would reach a single-threaded
+/// cbreak. It blocks them before the thread starts, so that no signal is
+/// delivered to it in between; the new thread inherits that mask and
+/// first puts back the one cbreak was started with, which is the mask
+/// the command inherits (std's `Command` passes the spawning thread's
+/// mask on, since Rust 1.66, rust-lang/rust#101077).
 #[cold]
 fn on_a_thread_of_its_own(bytes: usize, args: Vec<OsString>) -> c_int {
     // Kept for the main thread, should no thread be had.
     let again = args.clone();
+    // SAFETY: sigfillset and pthread_sigmask write and read local
+    // sigset_t values that outlive the calls; blocking signals in this
+    // thread only changes where the kernel delivers them.
+    let started_with = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        old
+    };
     let worker = std::thread::Builder::new()
         .stack_size(bytes)
-        .spawn(move || work(args));
+        .spawn(move || {
+            set_signal_mask(&started_with);
+            work(args)
+        });
     match worker {
-        Ok(worker) => {
-            // SAFETY: sigfillset and pthread_sigmask write and read a local
-            // sigset_t that outlives the calls; blocking signals in this
-            // thread only changes where the kernel delivers them.
-            unsafe {
-                let mut all: libc::sigset_t = std::mem::zeroed();
-                libc::sigfillset(&mut all);
-                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-            }
-            worker.join().unwrap_or(101)
+        Ok(worker) => worker.join().unwrap_or(101),
+        // No thread to be had: try on the main thread's stack after all,
+        // with the signals it started with.
+        Err(_) => {
+            set_signal_mask(&started_with);
+            work(again)
         }
-        // No thread to be had: try on the main thread's stack after all.
-        Err(_) => work(again),
+    }
+}
+
+/// Sets the calling thread's signal mask to `mask`.
+fn set_signal_mask(mask: &libc::sigset_t) {
+    // SAFETY: pthread_sigmask reads one sigset_t, which the reference
+    // keeps alive across the call.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
     }
 }
 

@@ -9,9 +9,55 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// xorshift64*, the crate's one random generator: spread (jitter, retry
+/// pauses, the versions of a shared store's writes), not secrecy.
+#[derive(Clone, Copy, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded from the time in nanoseconds, the pid and a
+    /// per-process counter, so that two generators (even of one process's
+    /// threads, made in the same nanosecond) never start alike.
+    pub fn seeded() -> Rng {
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let seed = fnv1a(
+            &[
+                nanos.to_le_bytes(),
+                u64::from(std::process::id()).to_le_bytes(),
+                n.to_le_bytes(),
+            ]
+            .concat(),
+        );
+        // xorshift never leaves 0.
+        Rng(seed | 1)
+    }
+
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generators_made_together_differ_and_move_on() {
+        let (mut a, mut b) = (Rng::seeded(), Rng::seeded());
+        let (x, y) = (a.next(), b.next());
+        assert_ne!(x, y);
+        assert_ne!(a.next(), x);
+    }
 
     #[test]
     fn fnv1a_matches_its_definition() {

@@ -1,6 +1,7 @@
 //! The module map in ARCHITECTURE.md stays true: the modules' dependencies,
 //! read from the `crate::` paths of their non-test code, form no cycle, and
-//! no module outside `cli` names a clap type.
+//! no module outside `cli` names a clap type, and no signal mask is set
+//! with `sigprocmask`, which is unspecified once a process has threads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -136,4 +137,39 @@ fn no_clap_type_outside_cli() {
             file.display()
         );
     }
+}
+
+/// `sigprocmask` is unspecified in a process with more than one thread
+/// (POSIX), and cbreak may have two (`start::on_a_thread_of_its_own`): a
+/// signal mask is set with `pthread_sigmask`, for the calling thread.
+#[test]
+fn no_sigprocmask_in_a_process_that_may_have_threads() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    for file in files {
+        let code = code(&file);
+        assert!(
+            !code.contains("sigprocmask("),
+            "{} calls sigprocmask; use pthread_sigmask",
+            file.display()
+        );
+    }
+}
+
+/// One random generator, shared (`util::Rng`): two copies of xorshift64*
+/// (host's jitter and the fleet's versions) drifted apart in how they were
+/// seeded.
+#[test]
+fn one_random_generator() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    // xorshift64*'s multiplier.
+    let generators: Vec<String> = files
+        .iter()
+        .filter(|f| code(f).replace('_', "").contains("0x2545f4914f6cdd1d"))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert_eq!(generators.len(), 1, "{generators:?}");
 }

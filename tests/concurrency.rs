@@ -1,11 +1,61 @@
 //! Many processes on one breaker at once: counts stay exact, half-open
 //! lets exactly one probe through, and a call admitted in an older
-//! generation cannot change the state of a newer one. Each test runs
-//! against the state directory and a Redis server (`--store`).
+//! generation cannot change the state of a newer one. Each of these runs
+//! against the state directory and a Redis server (`--store`). And many
+//! processes on one stderr: each message stays one whole line.
 
 use std::time::Duration;
 
-use crate::util::{each_store, eventually};
+use crate::util::{Env, each_store, eventually};
+
+/// cron, CI and `parallel` give many jobs one stderr: a message written
+/// in pieces (`cbreak: `, the text, the newline: three `write(2)`s) is
+/// torn by another job's message landing between them.
+#[test]
+fn many_processes_on_one_stderr_write_only_whole_lines() {
+    use std::io::Read;
+    let env = Env::new();
+    env.run(&["run", "-n", "seed", "--", "true"]).success();
+    // Both copies of the state damaged: `status` says so for each such
+    // record, and changes nothing.
+    let mut bytes = std::fs::read(env.state().join("seed")).unwrap();
+    for range in [100..300, 4200..4400] {
+        for b in &mut bytes[range] {
+            *b ^= 0x5a;
+        }
+    }
+    let records = 100;
+    for i in 0..records {
+        std::fs::write(env.state().join(format!("corrupt-{i:03}")), &bytes).unwrap();
+    }
+    std::fs::remove_file(env.state().join("seed")).unwrap();
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let processes = 16;
+    let children: Vec<_> = (0..processes)
+        .map(|_| {
+            env.command(&["status"])
+                .stdout(std::process::Stdio::null())
+                .stderr(writer.try_clone().unwrap())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    drop(writer);
+    let mut stderr = String::new();
+    reader.read_to_string(&mut stderr).unwrap();
+    for mut child in children {
+        child.wait().unwrap();
+    }
+    let lines: Vec<&str> = stderr.lines().collect();
+    let whole = |l: &&str| {
+        l.starts_with("cbreak: record ")
+            && l.matches("cbreak: ").count() == 1
+            && l.ends_with("moves it aside and starts afresh")
+    };
+    let torn: Vec<&&str> = lines.iter().filter(|l| !whole(l)).take(10).collect();
+    assert!(torn.is_empty(), "torn lines: {torn:#?}");
+    assert_eq!(lines.len(), processes * records, "one line per record each");
+}
 
 #[test]
 fn sixteen_processes_count_exactly() {

@@ -1030,3 +1030,78 @@ fn status_table_over_records_it_refuses_does_not_say_there_are_none() {
         .stderr_has("belongs to uid 65534");
     assert_eq!(out.stdout, "", "not 'no breakers'");
 }
+
+/// Under a small stack limit cbreak works on a second thread, the main
+/// thread blocking every signal from before that thread starts: the
+/// working thread, and so the command, still has the mask cbreak was
+/// started with, and a SIGTERM still reaches the command.
+#[test]
+fn on_a_thread_of_its_own_cbreak_keeps_the_callers_signal_mask_and_its_signals() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    // `cbreak ARGS` under `ulimit -s 32`, started with SIGUSR1 blocked.
+    let cbreak = |args: &[&str]| {
+        let mut cmd = env.command(args);
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls getrlimit(2), setrlimit(2), sigemptyset, sigaddset
+        // and pthread_sigmask, which are async-signal-safe, on locals.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut limit = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::getrlimit(libc::RLIMIT_STACK, &mut limit);
+                limit.rlim_cur = 32 << 10;
+                if libc::setrlimit(libc::RLIMIT_STACK, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGUSR1);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        cmd
+    };
+    // Not through sh: dash empties the mask it starts with.
+    let out = cbreak(&[
+        "run",
+        "-n",
+        "m",
+        "--",
+        "grep",
+        "SigBlk",
+        "/proc/self/status",
+    ])
+    .output()
+    .unwrap();
+    let out = Run::from(out).success();
+    let blocked = out
+        .stdout
+        .trim()
+        .strip_prefix("SigBlk:")
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap());
+    assert_eq!(
+        blocked,
+        Some(1 << (libc::SIGUSR1 - 1)),
+        "the command has the caller's mask: {}",
+        out.stdout
+    );
+    let ready = env.path("ready");
+    let script = format!(
+        "trap 'echo term; exit 143' TERM; touch {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let child = cbreak(&["run", "-n", "m", "--", "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(10), || ready.exists()));
+    // SAFETY: kill(2) with plain integers, to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "term\n");
+}

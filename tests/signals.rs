@@ -452,3 +452,54 @@ fn sigterm_during_a_hook_ends_the_hook_too() {
         "the hook outlived cbreak"
     );
 }
+
+/// The state letter of process `pid` in /proc (`T` when stopped).
+fn state_of(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+/// `timeout(1)` follows a signal it passes on with SIGCONT (coreutils
+/// `src/timeout.c`, `cleanup`): a stopped command must run to die of it.
+/// Without, cbreak forwarded the SIGTERM and waited for ever.
+#[test]
+fn sigterm_to_cbreak_wakes_a_stopped_command_to_die_of_it() {
+    for timeout in [None, Some("30s")] {
+        let env = Env::new();
+        let pid_file = env.path("pid");
+        let script = format!("echo $$ > {}; kill -STOP $$", pid_file.display());
+        let mut args = vec!["run", "-n", "stopped"];
+        if let Some(t) = timeout {
+            args.extend(["--timeout", t]);
+        }
+        args.extend(["--", "sh", "-c", &script]);
+        // As `setsid cbreak ... &`: no terminal, a group of its own.
+        let mut child = env.command(&args).process_group(0).spawn().unwrap();
+        let stopped = || {
+            std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+                .is_some_and(|pid| state_of(pid) == Some('T'))
+        };
+        assert!(eventually(Duration::from_secs(10), stopped), "{timeout:?}");
+        let pid = i32::try_from(child.id()).unwrap();
+        // SAFETY: kill(2) with plain integers, to our own child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let ended = eventually(Duration::from_secs(5), || {
+            child.try_wait().unwrap().is_some()
+        });
+        if !ended {
+            // SAFETY: as above; the group is the child's own.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = child.wait();
+            panic!("timeout {timeout:?}: cbreak waited on a stopped command");
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGTERM),
+            "{timeout:?}: {status:?}"
+        );
+        assert_eq!(env.status("stopped")["cancelled"], 1, "{timeout:?}");
+    }
+}

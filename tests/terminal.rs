@@ -90,3 +90,23 @@ fn a_command_under_timeout_foreground_reads_the_terminal() {
         "the command read the line typed at the terminal:\n{screen}"
     );
 }
+
+/// A hook runs in a process group of its own, in the background of the
+/// terminal: under `stty tostop` its first write to the terminal stopped
+/// it (SIGTTOU) until `--hook-timeout` killed it.
+#[test]
+fn a_hook_writing_to_the_terminal_under_tostop_is_not_stopped() {
+    let env = Env::new();
+    let line = r#"stty tostop; "$CBREAK" run -n hk -t 1 --hook-timeout 3s --on-open 'echo said-the-hook' -- false; r=$?; touch ready; read x; echo "rc=$r""#;
+    let Some(screen) = at_a_prompt(&env, line) else {
+        return;
+    };
+    assert!(
+        screen.contains("\nsaid-the-hook") && screen.contains("rc=1"),
+        "the hook's line reached the terminal:\n{screen}"
+    );
+    assert!(
+        !screen.contains("was killed"),
+        "the hook was not stopped until its timeout:\n{screen}"
+    );
+}

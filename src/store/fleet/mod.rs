@@ -199,7 +199,7 @@ pub struct Fleet {
     events: RefCell<Vec<Event>>,
     /// The server's time at the last answer, and when that came here.
     clock: Cell<Option<(Millis, Instant)>>,
-    rng: Cell<u64>,
+    rng: Cell<Option<crate::util::Rng>>,
 }
 
 /// What a read found at a key, judged. Short-lived and moved rarely: the
@@ -221,7 +221,7 @@ impl Fleet {
             server: RefCell::new(None),
             events: RefCell::new(Vec::new()),
             clock: Cell::new(None),
-            rng: Cell::new(0),
+            rng: Cell::new(None),
         }
     }
 
@@ -328,32 +328,13 @@ impl Fleet {
     }
 
     /// A random number: each write's new version, and the retry pauses.
-    /// Seeded from the time in nanoseconds, the pid and a per-process
-    /// counter, so that two writers (even threads of one process) never
-    /// draw the same versions.
+    /// Seeded as `util::Rng` is, so that two writers (even threads of one
+    /// process) never draw the same versions.
     fn random(&self) -> u64 {
-        static STORES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let mut x = self.rng.get();
-        if x == 0 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            x = crate::util::fnv1a(
-                &[
-                    nanos.to_le_bytes(),
-                    u64::from(std::process::id()).to_le_bytes(),
-                    n.to_le_bytes(),
-                ]
-                .concat(),
-            ) | 1;
-        }
-        // xorshift64*: spread, not secrecy.
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng.set(x);
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        let mut rng = self.rng.get().unwrap_or_else(crate::util::Rng::seeded);
+        let x = rng.next();
+        self.rng.set(Some(rng));
+        x
     }
 
     fn judge(&self, stored: Stored) -> Found {
