@@ -33,6 +33,7 @@ pub fn execute(config: Config) -> Exit {
     let allow_network_fs = config.allow_network_fs;
     let lock_wait = config.lock_wait;
     let store = crate::store::state_dir(config.state_dir)
+        .map_err(|e| words(&e))
         .map(|dir| StateDir::new(dir, allow_network_fs).with_lock_wait(lock_wait));
     with_store(store, config.action)
 }
@@ -213,7 +214,12 @@ fn failed(e: StoreError) -> Failed {
     } else {
         Exit::Error
     };
-    (exit, e.to_string())
+    (exit, words(&e))
+}
+
+/// A store's error in the command line's words.
+fn words(e: &StoreError) -> String {
+    output::store_error(e, &output::COMMAND)
 }
 
 fn io_failed(what: &str) -> impl FnOnce(std::io::Error) -> Failed + '_ {
@@ -231,7 +237,7 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
         // What the store did on the way (a corrupt record kept aside) is
         // told even when it then failed (a full disk).
         tell(breaker.store());
-        admitted.map(|d| (breaker, d)).map_err(|e| e.to_string())
+        admitted.map(|d| (breaker, d)).map_err(|e| words(&e))
     });
     let (mut breaker, (admission, transition, state)) = match decided {
         Ok(d) => d,
@@ -248,7 +254,7 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
         // The hooks took time out of the probe's lease: start it again now,
         // so that no hook, however slow, lets a second probe through.
         if let Err(e) = breaker.renew_lease(ticket) {
-            warn(&format!("the probe's lease was not renewed: {e}"));
+            warn(&format!("the probe's lease was not renewed: {}", words(&e)));
         }
     }
     let finished = match spawn(&rc) {
@@ -281,7 +287,10 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
         Ok((t, state)) => {
             announce(&rc.hooks, rc.quiet, &name, t, &state);
         }
-        Err(e) => warn(&format!("the outcome may not have been recorded: {e}")),
+        Err(e) => warn(&format!(
+            "the outcome may not have been recorded: {}",
+            words(&e)
+        )),
     }
     ended(&finished, rc.preserve_status)
 }
@@ -496,7 +505,7 @@ fn read_all(store: &impl Store) -> Result<(Vec<(String, BreakerState)>, bool), F
             // Forgotten since the listing: not a problem.
             Err(StoreError::NotFound { .. }) => {}
             Err(e) => {
-                say(&e.to_string());
+                say(&words(&e));
                 ok = false;
             }
         }
@@ -516,7 +525,7 @@ fn check(
     let verdict = store.and_then(|store| {
         Engine::new(store, name, *policy)
             .would_admit()
-            .map_err(|e| e.to_string())
+            .map_err(|e| words(&e))
     });
     match verdict {
         Ok(Some(false)) => Exit::Skipped(75),

@@ -117,7 +117,7 @@ internal! {
 pub(crate) mod config;
 #[cfg(feature = "cli")]
 pub(crate) mod exec;
-/// How `cbreak` ends: what [`run`] returns.
+// How `cbreak` ends: what `run` returns.
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod exit;
@@ -125,7 +125,7 @@ pub mod exit;
 pub(crate) mod hooks;
 #[cfg(feature = "cli")]
 pub(crate) mod metrics;
-/// The `cbreak` process's start, for `src/main.rs`.
+// The `cbreak` process's start, for `src/main.rs`.
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod start;

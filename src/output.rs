@@ -4,9 +4,13 @@
 //! Owns wording only; the library's warnings and `Rejected` use it as the
 //! command line does. The status views are `status`'s.
 
+use std::fmt;
 use std::io::Write;
 
 use crate::breaker::{Millis, Reason};
+#[cfg(feature = "redis")]
+use crate::store::fleet::{FleetError, server::Problem};
+use crate::store::{Event, Location, Refusal, StoreError};
 
 /// cbreak was started with its stdout closed (`cbreak status >&-`): what
 /// it prints there fails, as it would for any other program. (Descriptor
@@ -139,6 +143,208 @@ pub fn reason(r: Reason) -> String {
     }
 }
 
+/// What a front end calls the settings and commands that a message about
+/// the store points its user to: the command line's options and
+/// subcommands ([`COMMAND`]), or the builder's methods ([`LIBRARY`]).
+pub struct Voice {
+    /// Choosing another state directory: `--state-dir`.
+    pub state_dir: &'static str,
+    /// An example of one of your own: `--state-dir ~/.local/state/cbreak`.
+    pub own_state_dir: &'static str,
+    /// Waiting longer for a record's lock: `--lock-timeout`.
+    pub lock_timeout: &'static str,
+    /// Allowing a network file system: `--allow-network-fs`.
+    pub allow_network_fs: &'static str,
+    /// Waiting longer for the server: `--store-timeout`.
+    pub store_timeout: &'static str,
+    /// Where the breakers are listed, if the front end has such a place.
+    pub listing: Option<&'static str>,
+    /// Who next sets a damaged value aside: "the next 'cbreak run'".
+    pub next_writer: &'static str,
+}
+
+/// The command line's words.
+pub const COMMAND: Voice = Voice {
+    state_dir: "--state-dir",
+    own_state_dir: "--state-dir ~/.local/state/cbreak",
+    lock_timeout: "--lock-timeout",
+    allow_network_fs: "--allow-network-fs",
+    store_timeout: "--store-timeout",
+    listing: Some("run 'cbreak list' to see the breakers there"),
+    next_writer: "the next 'cbreak run'",
+};
+
+/// The library's words: its builder's methods.
+pub const LIBRARY: Voice = Voice {
+    state_dir: "state_dir",
+    own_state_dir: "state_dir(\"/home/you/.local/state/cbreak\")",
+    lock_timeout: "lock_timeout",
+    allow_network_fs: "allow_network_fs(true)",
+    store_timeout: "the store's timeout",
+    listing: None,
+    next_writer: "the next call",
+};
+
+/// `e` in `voice`'s words.
+pub fn store_error(e: &StoreError, voice: &Voice) -> String {
+    let v = voice;
+    match e {
+        StoreError::NotFound { name, store } => match v.listing {
+            Some(listing) => format!("no breaker named '{name}' in {store} ({listing})"),
+            None => format!("no breaker named '{name}' in {store}"),
+        },
+        StoreError::Corrupt { at, why } => format!(
+            "record {at} is corrupt ({why}); {} moves it aside and starts afresh",
+            v.next_writer
+        ),
+        StoreError::NoStateDir => format!(
+            "no state directory: HOME is not set (or not an absolute path); give {} DIR or set CBREAK_STATE_DIR",
+            v.state_dir
+        ),
+        StoreError::Refused { dir, why } => format!(
+            "refusing the state directory {}: {}",
+            dir.display(),
+            refusal(why, v)
+        ),
+        StoreError::Untrusted { at, why } => format!(
+            "refusing the record {at}: {why}; delete it if you do not know where it came from"
+        ),
+        StoreError::Busy { at, waited } => format!(
+            "another process has held the lock on {at} for over {}; if no cbreak is working on it, find the holder with 'fuser -v {at}' ({} waits longer)",
+            span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
+            v.lock_timeout
+        ),
+        StoreError::Foreign { at, why } => format!(
+            "{at} is not a cbreak record ({why}); cbreak leaves it alone: move it away, or use another state directory ({})",
+            v.state_dir
+        ),
+        StoreError::Newer { at, version } => format!(
+            "record {at} has format version {version}, newer than this cbreak understands; upgrade cbreak"
+        ),
+        #[cfg(feature = "redis")]
+        StoreError::Server(e) => fleet_error(e, v),
+        StoreError::Io { at, what, err } => {
+            let hint = match err.raw_os_error() {
+                Some(libc::ELOOP) => " (it is a symlink; cbreak never follows one there)",
+                Some(libc::ENOSPC) => " (ENOSPC: free some space on that disk)",
+                _ => "",
+            };
+            format!("cannot {what} {at}: {err}{hint}")
+        }
+    }
+}
+
+fn refusal(why: &Refusal, v: &Voice) -> String {
+    match why {
+        Refusal::NotADirectory => "it is not a directory".to_string(),
+        Refusal::WorldWritable { mode } => format!(
+            "it is writable by every user (mode {mode:o}), so another user could create or replace your breakers; use a directory of your own (e.g. {}) or 'chmod o-w' it",
+            v.own_state_dir
+        ),
+        Refusal::NotInGroup { gid, uid } => {
+            format!("it is shared by group gid {gid}, and you (uid {uid}) are not a member")
+        }
+        Refusal::GroupWritable { gid } => format!(
+            "it is writable by its group (gid {gid}) but is not a shared group directory; 'chmod g-w' it, or make it one with 'chmod 2770'"
+        ),
+        Refusal::Owner { owner, uid } => format!(
+            "it belongs to uid {owner}, not to you (uid {uid}); a directory shared by a group must be setgid and group-writable (chmod 2770)"
+        ),
+        Refusal::SymlinkOwner { owner, uid } => {
+            format!("it is a symlink that belongs to uid {owner}, not to you (uid {uid})")
+        }
+        Refusal::NetworkFs { kind } => format!(
+            "it is on {kind}, where file locks and shared memory maps may not be coherent between machines; use a local directory, or {} if only this machine uses it",
+            v.allow_network_fs
+        ),
+        Refusal::WontCreate { uid, inside, owner } => format!(
+            "it does not exist, and cbreak (uid {uid}) will not create it inside {}, which belongs to uid {owner}; give {} (e.g. a directory of your own)",
+            inside.display(),
+            v.state_dir
+        ),
+    }
+}
+
+/// A shared store's error in `v`'s words.
+#[cfg(feature = "redis")]
+fn fleet_error(e: &FleetError, v: &Voice) -> String {
+    match e {
+        FleetError::Server { store, problem } => {
+            format!("store {store}: {}", fleet_problem(problem, v))
+        }
+        FleetError::Busy { key, store, waited } => format!(
+            "key {key} in {store} kept changing under this process for {}; too many processes are updating it at once",
+            span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX))
+        ),
+        // A missing, damaged or newer breaker is what it is in any store.
+        FleetError::NotFound { .. } | FleetError::Corrupt { .. } | FleetError::Newer { .. } => {
+            store_error(&StoreError::from(e.clone()), v)
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+fn fleet_problem(p: &Problem, v: &Voice) -> String {
+    match p {
+        Problem::Unreachable(why) => format!("cannot reach the server: {why}"),
+        Problem::Silent { within, tls } => format!(
+            "cannot reach the server: no answer within {} ({}){}",
+            span(u64::try_from(within.as_millis()).unwrap_or(u64::MAX)),
+            v.store_timeout,
+            if *tls { "; is that a TLS port?" } else { "" }
+        ),
+        Problem::Auth(why) => {
+            format!("authentication failed ({why}); check the user name and password in the URL")
+        }
+        Problem::WrongDb(why) => format!(
+            "the server refused the database in the URL ({why}); use a number below its 'databases' setting"
+        ),
+        Problem::ReadOnly => {
+            "the server is a read-only replica; point the store at the primary".to_string()
+        }
+        Problem::NotRedis(why) => format!(
+            "the server does not answer as Redis or Valkey do ({why}); is that the right host and port?"
+        ),
+        Problem::Tls(why) => format!("TLS failed: {why}"),
+        Problem::Denied(why) => format!(
+            "the server refused a command ({why}); the user needs EVALSHA, EVAL, SCRIPT, GET, SET, TYPE, TIME, RENAME, DEL, EXISTS and SCAN on the key prefix"
+        ),
+        Problem::Other(why) => why.clone(),
+    }
+}
+
+/// The library speaks of the store in its own words.
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&store_error(self, &LIBRARY))
+    }
+}
+
+#[cfg(feature = "redis")]
+impl fmt::Display for FleetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&fleet_error(self, &LIBRARY))
+    }
+}
+
+/// What the store did, for people (both front ends alike).
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::SetAside { at, aside, why } => match (at, aside) {
+                (Location::Key { key, .. }, Location::Key { key: aside, .. }) => write!(
+                    f,
+                    "key {key} did not hold a usable cbreak record ({why}); kept it as {aside} and started a fresh breaker"
+                ),
+                _ => write!(
+                    f,
+                    "record {at} was corrupt ({why}); kept it as {aside} and started a fresh breaker"
+                ),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +380,64 @@ mod tests {
         assert_eq!(span(100_800_000), "1d4h");
         assert_eq!(relative(NOW + 24_000, NOW), "in 24s");
         assert_eq!(relative(NOW - 180_000, NOW), "3m ago");
+    }
+
+    #[test]
+    fn the_library_speaks_of_the_store_without_the_command_lines_words() {
+        use std::path::PathBuf;
+        let at = || Location::Path(PathBuf::from("/s/api"));
+        let dir = PathBuf::from("/s");
+        let errors = [
+            StoreError::NotFound {
+                name: "api".into(),
+                store: Location::Path(dir.clone()),
+            },
+            StoreError::Corrupt {
+                at: at(),
+                why: "checksum".into(),
+            },
+            StoreError::NoStateDir,
+            StoreError::Busy {
+                at: at(),
+                waited: std::time::Duration::from_secs(5),
+            },
+            StoreError::Foreign {
+                at: at(),
+                why: "x".into(),
+            },
+            StoreError::Refused {
+                dir: dir.clone(),
+                why: Refusal::WorldWritable { mode: 0o777 },
+            },
+            StoreError::Refused {
+                dir: dir.clone(),
+                why: Refusal::NetworkFs { kind: "nfs".into() },
+            },
+            StoreError::Refused {
+                dir,
+                why: Refusal::WontCreate {
+                    uid: 1,
+                    inside: "/".into(),
+                    owner: 2,
+                },
+            },
+        ];
+        for e in &errors {
+            let library = e.to_string();
+            assert!(
+                !library.contains("--") && !library.contains("'cbreak "),
+                "{library}"
+            );
+            assert_ne!(library, store_error(e, &COMMAND));
+        }
+        assert_eq!(
+            store_error(&errors[3], &COMMAND),
+            "another process has held the lock on /s/api for over 5s; if no cbreak is working on it, find the holder with 'fuser -v /s/api' (--lock-timeout waits longer)"
+        );
+        assert!(
+            errors[3]
+                .to_string()
+                .ends_with("(lock_timeout waits longer)")
+        );
     }
 }

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use cbreak::breaker::{Admission, BreakerState, Call, Host, Millis, Outcome, Owner, Policy, State};
-use cbreak::store::Event;
 use cbreak::store::fleet::server::Problem;
 use cbreak::store::fleet::{Fleet, FleetConfig, FleetError, StoreUrl, encode_value};
+use cbreak::store::{Event, Location};
 
 use crate::redis_server::{Redis, free_port};
 
@@ -255,7 +255,12 @@ fn a_foreign_or_damaged_value_is_kept_aside_and_a_newer_one_left_alone() {
         assert!(call(&f, name, p, Outcome::Success));
         let events = f.take_events();
         assert_eq!(events.len(), 1, "{events:?}");
-        let Event::KeptAside { key, aside, why } = &events[0] else {
+        let Event::SetAside {
+            at: Location::Key { key, .. },
+            aside: Location::Key { key: aside, .. },
+            why,
+        } = &events[0]
+        else {
             panic!("{events:?}")
         };
         assert_eq!(key, &format!("cbreak:{{{name}}}"));

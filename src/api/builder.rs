@@ -452,7 +452,7 @@ impl Builder {
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from)
         });
-        let dir = crate::store::state_dir(explicit).map_err(Error::config)?;
+        let dir = crate::store::state_dir(explicit).map_err(|e| Error::config(e.to_string()))?;
         let store = crate::store::StateDir::new(dir, self.allow_network_fs)
             .with_lock_wait(self.lock_timeout)
             .mapping();

@@ -14,7 +14,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Event, Store, StoreError, validate_name};
+use super::{Event, Location, Refusal, Store, StoreError, validate_name};
 use crate::breaker::{BreakerState, Millis, Policy};
 use crate::record::{Access, DEFAULT_LOCK_WAIT, Guard, Record, RecordError};
 
@@ -24,7 +24,7 @@ const ATTEMPTS: usize = 8;
 /// Where records live: `--state-dir`/`CBREAK_STATE_DIR` (already in
 /// `explicit`), else `$XDG_STATE_HOME/cbreak`, else
 /// `$HOME/.local/state/cbreak`.
-pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
+pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, StoreError> {
     let var = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())
@@ -44,10 +44,7 @@ pub fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
                 .filter(|h| h.is_absolute())
                 .map(|h| h.join(".local/state/cbreak"))
         })
-        .ok_or_else(|| {
-            "no state directory: HOME is not set (or not an absolute path); give --state-dir DIR or set CBREAK_STATE_DIR"
-                .to_string()
-        })
+        .ok_or(StoreError::NoStateDir)
 }
 
 /// A state directory.
@@ -96,7 +93,11 @@ impl StateDir {
 
     fn io(&self, path: &Path, what: &'static str) -> impl FnOnce(io::Error) -> StoreError {
         let path = path.to_path_buf();
-        move |err| StoreError::Io { path, what, err }
+        move |err| StoreError::Io {
+            at: Location::Path(path),
+            what,
+            err,
+        }
     }
 
     /// Creates the state directory (mode 0700) if it is missing.
@@ -166,11 +167,11 @@ impl StateDir {
             if meta.uid() != me && meta.uid() != 0 {
                 return Err(StoreError::Refused {
                     dir: self.dir.clone(),
-                    why: format!(
-                        "it does not exist, and cbreak (uid {me}) will not create it inside {}, which belongs to uid {}; give --state-dir (e.g. a directory of your own)",
-                        ancestor.display(),
-                        meta.uid()
-                    ),
+                    why: Refusal::WontCreate {
+                        uid: me,
+                        inside: ancestor.to_path_buf(),
+                        owner: meta.uid(),
+                    },
                 });
             }
             return Ok(());
@@ -209,18 +210,16 @@ impl StateDir {
         link: Option<&std::fs::Metadata>,
     ) -> Result<Access, StoreError> {
         use std::os::unix::fs::MetadataExt;
-        let refuse = |why: String| StoreError::Refused {
+        let refuse = |why: Refusal| StoreError::Refused {
             dir: self.dir.clone(),
             why,
         };
         if !meta.is_dir() {
-            return Err(refuse("it is not a directory".into()));
+            return Err(refuse(Refusal::NotADirectory));
         }
         let mode = meta.mode() & 0o7777;
         if mode & 0o002 != 0 {
-            return Err(refuse(format!(
-                "it is writable by every user (mode {mode:o}), so another user could create or replace your breakers; use a directory of your own (e.g. --state-dir ~/.local/state/cbreak) or 'chmod o-w' it"
-            )));
+            return Err(refuse(Refusal::WorldWritable { mode }));
         }
         let me = crate::host::euid();
         let group_writable = mode & 0o020 != 0;
@@ -229,22 +228,19 @@ impl StateDir {
         // setgid and group-writable is theirs to control.
         let shared = group_dir && crate::host::in_group(meta.gid());
         if group_dir && !shared {
-            return Err(refuse(format!(
-                "it is shared by group gid {}, and you (uid {me}) are not a member",
-                meta.gid()
-            )));
+            return Err(refuse(Refusal::NotInGroup {
+                gid: meta.gid(),
+                uid: me,
+            }));
         }
         if group_writable && !shared {
-            return Err(refuse(format!(
-                "it is writable by its group (gid {}) but is not a shared group directory; 'chmod g-w' it, or make it one with 'chmod 2770'",
-                meta.gid()
-            )));
+            return Err(refuse(Refusal::GroupWritable { gid: meta.gid() }));
         }
         if meta.uid() != me && meta.uid() != 0 && !shared {
-            return Err(refuse(format!(
-                "it belongs to uid {}, not to you (uid {me}); a directory shared by a group must be setgid and group-writable (chmod 2770)",
-                meta.uid()
-            )));
+            return Err(refuse(Refusal::Owner {
+                owner: meta.uid(),
+                uid: me,
+            }));
         }
         // The path itself may be a symlink another user planted (in /tmp,
         // say) to point cbreak at a directory of their choosing.
@@ -252,18 +248,16 @@ impl StateDir {
             && link.uid() != me
             && link.uid() != 0
         {
-            return Err(refuse(format!(
-                "it is a symlink that belongs to uid {}, not to you (uid {me})",
-                link.uid()
-            )));
+            return Err(refuse(Refusal::SymlinkOwner {
+                owner: link.uid(),
+                uid: me,
+            }));
         }
         if !self.allow_network_fs {
             let kind = crate::host::shared_fs(&self.dir)
                 .map_err(self.io(&self.dir, "inspect the state directory"))?;
             if let Some(kind) = kind {
-                return Err(refuse(format!(
-                    "it is on {kind}, where file locks and shared memory maps may not be coherent between machines; use a local directory, or --allow-network-fs if only this machine uses it"
-                )));
+                return Err(refuse(Refusal::NetworkFs { kind }));
             }
         }
         let access = Access {
@@ -301,9 +295,9 @@ impl StateDir {
         let aside = PathBuf::from(aside);
         std::fs::rename(path, &aside).map_err(self.io(path, "move aside the corrupt record"))?;
         let _ = guard.retire();
-        self.events.borrow_mut().push(Event::MovedAside {
-            path: path.to_path_buf(),
-            aside,
+        self.events.borrow_mut().push(Event::SetAside {
+            at: Location::Path(path.to_path_buf()),
+            aside: Location::Path(aside),
             why,
         });
         Ok(())
@@ -382,7 +376,7 @@ impl Store for StateDir {
             *open = None;
         }
         Err(StoreError::Io {
-            path,
+            at: Location::Path(path),
             what: "lock",
             err: io::Error::other("the record kept being replaced while cbreak tried to lock it"),
         })
@@ -393,7 +387,7 @@ impl Store for StateDir {
         let path = self.path(name);
         let not_found = || StoreError::NotFound {
             name: name.to_string(),
-            dir: self.dir.clone(),
+            store: Location::Path(self.dir.clone()),
         };
         let Some(access) = self.access_for_reading()? else {
             return Err(not_found());
@@ -447,7 +441,7 @@ impl Store for StateDir {
         let path = self.path(name);
         let not_found = || StoreError::NotFound {
             name: name.to_string(),
-            dir: self.dir.clone(),
+            store: Location::Path(self.dir.clone()),
         };
         let Some(access) = self.access_for_reading()? else {
             return Err(not_found());
@@ -460,7 +454,7 @@ impl Store for StateDir {
         let held = record.lock_raw().map_err(|e| record_error(&path, e))?;
         if !held.looks_like_record().map_err(self.io(&path, "read"))? {
             return Err(StoreError::Foreign {
-                path,
+                at: Location::Path(path),
                 why: "without cbreak's magic".into(),
             });
         }
@@ -490,20 +484,20 @@ impl Store for StateDir {
 }
 
 fn record_error(path: &Path, e: RecordError) -> StoreError {
-    let path = path.to_path_buf();
+    let at = Location::Path(path.to_path_buf());
     match e {
         RecordError::Moved | RecordError::Uninitialized => StoreError::Io {
-            path,
+            at,
             what: "use",
             err: io::Error::other("the record changed while it was being read"),
         },
-        RecordError::Corrupt(why) => StoreError::Corrupt { path, why },
-        RecordError::NewerVersion(version) => StoreError::Newer { path, version },
-        RecordError::Untrusted(why) => StoreError::Untrusted { path, why },
-        RecordError::Busy(waited) => StoreError::Busy { path, waited },
-        RecordError::Foreign(why) => StoreError::Foreign { path, why },
+        RecordError::Corrupt(why) => StoreError::Corrupt { at, why },
+        RecordError::NewerVersion(version) => StoreError::Newer { at, version },
+        RecordError::Untrusted(why) => StoreError::Untrusted { at, why },
+        RecordError::Busy(waited) => StoreError::Busy { at, waited },
+        RecordError::Foreign(why) => StoreError::Foreign { at, why },
         RecordError::Io(err) => StoreError::Io {
-            path,
+            at,
             what: "use",
             err,
         },

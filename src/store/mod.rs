@@ -219,90 +219,90 @@ pub fn default_name(argv: &[OsString]) -> String {
     format!("{base}-{:012x}", crate::util::fnv1a(&bytes) >> 16)
 }
 
-/// Why the store could not serve a breaker.
+/// Where something is in a store, for errors and events: a file or
+/// directory of this machine, a key on a server, or a whole server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Path(PathBuf),
+    /// `store` is the server's URL with its password replaced by `***`.
+    Key {
+        key: String,
+        store: String,
+    },
+    Server(String),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Path(path) => write!(f, "{}", path.display()),
+            Location::Key { key, store } => write!(f, "{key} in {store}"),
+            Location::Server(store) => write!(f, "{store}"),
+        }
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(path: &Path) -> Location {
+        Location::Path(path.to_path_buf())
+    }
+}
+
+/// Why the store could not serve a breaker. Data only: how each front end
+/// words it is `output`'s (it names the settings that would help, in that
+/// front end's words).
 #[derive(Debug)]
 pub enum StoreError {
-    /// No record of that name.
-    NotFound { name: String, dir: PathBuf },
-    /// The record exists but is damaged (only reported by reads; writers
-    /// move it aside and start afresh).
-    Corrupt { path: PathBuf, why: String },
-    /// The state directory is not safe to write to; the text says why.
-    Refused { dir: PathBuf, why: String },
+    /// No breaker of that name in the store at `store`.
+    NotFound { name: String, store: Location },
+    /// The breaker's value exists but is damaged (only reported by reads;
+    /// writers set it aside and start afresh).
+    Corrupt { at: Location, why: String },
+    /// No state directory was given and none can be found.
+    NoStateDir,
+    /// The state directory is not safe to use.
+    Refused { dir: PathBuf, why: Refusal },
     /// The record is owned or writable by someone who should not control
     /// it; the text says why.
-    Untrusted { path: PathBuf, why: String },
+    Untrusted { at: Location, why: String },
     /// Another process held the record's lock for longer than the wait.
-    Busy { path: PathBuf, waited: Duration },
+    Busy { at: Location, waited: Duration },
     /// A file of the breaker's name that is not a cbreak record: never
     /// moved, changed or deleted.
-    Foreign { path: PathBuf, why: String },
-    /// The record was written by a newer cbreak.
-    Newer { path: PathBuf, version: u64 },
+    Foreign { at: Location, why: String },
+    /// The value was written by a newer cbreak.
+    Newer { at: Location, version: u64 },
     /// The server of a shared store cannot be used, or its breaker kept
     /// changing under this process; the error says which (never with the
     /// password).
     #[cfg(feature = "redis")]
     Server(fleet::FleetError),
     Io {
-        path: PathBuf,
+        at: Location,
         what: &'static str,
         err: io::Error,
     },
 }
 
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::NotFound { name, dir } => write!(
-                f,
-                "no breaker named '{name}' in {} (run 'cbreak list' to see the breakers there)",
-                dir.display()
-            ),
-            StoreError::Corrupt { path, why } => write!(
-                f,
-                "record {} is corrupt ({why}); the next 'cbreak run' moves it aside and starts afresh",
-                path.display()
-            ),
-            StoreError::Refused { dir, why } => {
-                write!(f, "refusing the state directory {}: {why}", dir.display())
-            }
-            StoreError::Untrusted { path, why } => write!(
-                f,
-                "refusing the record {}: {why}; delete it if you do not know where it came from",
-                path.display()
-            ),
-            StoreError::Busy { path, waited } => write!(
-                f,
-                "another process has held the lock on {} for over {}; if no cbreak is working on it, find the holder with 'fuser -v {}' (--lock-timeout waits longer)",
-                path.display(),
-                crate::output::span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
-                path.display()
-            ),
-            StoreError::Foreign { path, why } => write!(
-                f,
-                "{} is not a cbreak record ({why}); cbreak leaves it alone: move it away, or use another state directory (--state-dir)",
-                path.display()
-            ),
-            StoreError::Newer { path, version } => write!(
-                f,
-                "record {} has format version {version}, newer than this cbreak understands; upgrade cbreak",
-                path.display()
-            ),
-            #[cfg(feature = "redis")]
-            StoreError::Server(e) => write!(f, "{e}"),
-            StoreError::Io { path, what, err } => {
-                let hint = match err.raw_os_error() {
-                    Some(libc::ELOOP) => {
-                        " (it is a symlink; cbreak never follows one there)".to_string()
-                    }
-                    Some(libc::ENOSPC) => " (ENOSPC: free some space on that disk)".to_string(),
-                    _ => String::new(),
-                };
-                write!(f, "cannot {what} {}: {err}{hint}", path.display())
-            }
-        }
-    }
+/// Why a state directory is refused, as ssh's StrictModes would refuse
+/// `~/.ssh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NotADirectory,
+    /// Writable by every user.
+    WorldWritable { mode: u32 },
+    /// A shared group directory of a group you are not in.
+    NotInGroup { gid: u32, uid: u32 },
+    /// Group-writable, but not a shared (setgid) directory.
+    GroupWritable { gid: u32 },
+    /// Another user's.
+    Owner { owner: u32, uid: u32 },
+    /// The path is a symlink of another user's.
+    SymlinkOwner { owner: u32, uid: u32 },
+    /// On a network file system, `kind`.
+    NetworkFs { kind: String },
+    /// Missing, and inside another user's directory.
+    WontCreate { uid: u32, inside: PathBuf, owner: u32 },
 }
 
 impl StoreError {
@@ -320,40 +320,17 @@ impl std::error::Error for StoreError {}
 
 /// Something the store did that the user should hear about. The store
 /// never prints (it may hold a lock, and a full stderr pipe must not stall
-/// every caller of a breaker): `app` takes these with
-/// [`Store::take_events`] and says them.
+/// every caller of a breaker): the front ends take these with
+/// [`Store::take_events`] and say them (`output` words them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A corrupt record was kept as `aside` and a fresh breaker started.
-    MovedAside {
-        path: PathBuf,
-        aside: PathBuf,
+    /// A value that was not a usable record (`why`) was kept as `aside`
+    /// and a fresh breaker started in its place.
+    SetAside {
+        at: Location,
+        aside: Location,
         why: String,
     },
-    /// A value on a shared store's server that was not a usable record was
-    /// renamed to `aside` and a fresh breaker started.
-    KeptAside {
-        key: String,
-        aside: String,
-        why: String,
-    },
-}
-
-impl fmt::Display for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Event::MovedAside { path, aside, why } => write!(
-                f,
-                "record {} was corrupt ({why}); kept it as {} and started a fresh breaker",
-                path.display(),
-                aside.display()
-            ),
-            Event::KeptAside { key, aside, why } => write!(
-                f,
-                "key {key} did not hold a usable cbreak record ({why}); kept it as {aside} and started a fresh breaker"
-            ),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -48,10 +48,9 @@ pub mod server;
 pub mod url;
 
 use std::cell::{Cell, RefCell};
-use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{Event, Store, StoreError};
+use super::{Event, Location, Store, StoreError};
 use crate::breaker::{BreakerState, Millis};
 use crate::record::{self, B_SEQUENCE, MAGIC, USED_WORDS, VERSION};
 use server::{Cas, Problem, Read, Server, Stored};
@@ -131,35 +130,6 @@ pub enum FleetError {
         store: String,
         waited: Duration,
     },
-}
-
-impl fmt::Display for FleetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FleetError::Server { store, problem } => write!(f, "store {store}: {problem}"),
-            FleetError::NotFound { name, store } => write!(
-                f,
-                "no breaker named '{name}' in {store} (run 'cbreak list' to see the breakers there)"
-            ),
-            FleetError::Corrupt { key, store, why } => write!(
-                f,
-                "key {key} in {store} is not a usable cbreak record ({why}); the next 'cbreak run' keeps it aside and starts afresh"
-            ),
-            FleetError::Newer {
-                key,
-                store,
-                version,
-            } => write!(
-                f,
-                "key {key} in {store} has format version {version}, newer than this cbreak understands; upgrade cbreak"
-            ),
-            FleetError::Busy { key, store, waited } => write!(
-                f,
-                "key {key} in {store} kept changing under this process for {}; too many processes are updating it at once",
-                crate::output::span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX))
-            ),
-        }
-    }
 }
 
 impl std::error::Error for FleetError {}
@@ -389,9 +359,13 @@ impl Fleet {
                 Found::Unusable(why, stored) => {
                     let aside = format!("{}~corrupt-{}", handle.key, self.now());
                     if self.with(|s| s.set_aside(&handle.key, &aside, &stored))? {
-                        self.events.borrow_mut().push(Event::KeptAside {
-                            key: handle.key.clone(),
-                            aside,
+                        let store = self.location();
+                        self.events.borrow_mut().push(Event::SetAside {
+                            at: Location::Key {
+                                key: handle.key.clone(),
+                                store: store.clone(),
+                            },
+                            aside: Location::Key { key: aside, store },
                             why,
                         });
                     }
@@ -633,10 +607,10 @@ impl From<FleetError> for StoreError {
         match e {
             FleetError::NotFound { name, store } => StoreError::NotFound {
                 name,
-                dir: store.into(),
+                store: Location::Server(store),
             },
             FleetError::Corrupt { key, store, why } => StoreError::Corrupt {
-                path: format!("{key} in {store}").into(),
+                at: Location::Key { key, store },
                 why,
             },
             FleetError::Newer {
@@ -644,7 +618,7 @@ impl From<FleetError> for StoreError {
                 store,
                 version,
             } => StoreError::Newer {
-                path: format!("{key} in {store}").into(),
+                at: Location::Key { key, store },
                 version,
             },
             e @ (FleetError::Server { .. } | FleetError::Busy { .. }) => StoreError::Server(e),

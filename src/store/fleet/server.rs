@@ -98,6 +98,12 @@ pub enum Cas {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
     Unreachable(String),
+    /// No answer within the timeout (`tls`: over TLS, which a plain port
+    /// never answers).
+    Silent {
+        within: Duration,
+        tls: bool,
+    },
     Auth(String),
     WrongDb(String),
     ReadOnly,
@@ -107,35 +113,6 @@ pub enum Problem {
     Other(String),
 }
 
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Problem::Unreachable(why) => write!(f, "cannot reach the server: {why}"),
-            Problem::Auth(why) => write!(
-                f,
-                "authentication failed ({why}); check the user name and password in the URL"
-            ),
-            Problem::WrongDb(why) => write!(
-                f,
-                "the server refused the database in the URL ({why}); use a number below its 'databases' setting"
-            ),
-            Problem::ReadOnly => write!(
-                f,
-                "the server is a read-only replica; point the store at the primary"
-            ),
-            Problem::NotRedis(why) => write!(
-                f,
-                "the server does not answer as Redis or Valkey do ({why}); is that the right host and port?"
-            ),
-            Problem::Tls(why) => write!(f, "TLS failed: {why}"),
-            Problem::Denied(why) => write!(
-                f,
-                "the server refused a command ({why}); the user needs EVALSHA, EVAL, SCRIPT, GET, SET, TYPE, TIME, RENAME, DEL, EXISTS and SCAN on the key prefix"
-            ),
-            Problem::Other(why) => write!(f, "{why}"),
-        }
-    }
-}
 
 /// An open connection to the server, with its timeouts set.
 pub struct Server {
@@ -375,11 +352,12 @@ pub fn classify(e: &redis::RedisError, url: &StoreUrl, timeout: Duration) -> Pro
                 Address::Unix(p) => format!("no socket at {}", p.display()),
                 _ => format!("host not found ({inner})"),
             },
-            K::TimedOut | K::WouldBlock => format!(
-                "no answer within {} (--store-timeout){}",
-                crate::output::span(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
-                if tls { "; is that a TLS port?" } else { "" }
-            ),
+            K::TimedOut | K::WouldBlock => {
+                return Problem::Silent {
+                    within: timeout,
+                    tls,
+                };
+            }
             K::PermissionDenied => format!("permission denied ({inner})"),
             K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted => {
                 return Problem::NotRedis(format!("it closed the connection: {inner}"));
