@@ -72,13 +72,13 @@
 //!
 //! # Async-signal-safety
 //!
-//! The handler calls only `sigaction(2)`, `raise(3)` and `sigemptyset(3)`,
-//! all three async-signal-safe (POSIX, signal-safety(7)); does lock-free
-//! atomic loads and stores on statics and `OnceLock::get` (one atomic
-//! load); reads the `siginfo_t` and writes the saved program counter in the
-//! `ucontext_t` the kernel gave it; and calls the previous action's
-//! function, as the kernel would have. It takes no lock and allocates
-//! nothing.
+//! The handler calls only `sigaction(2)` and `raise(3)`, both
+//! async-signal-safe (POSIX, signal-safety(7)); does lock-free atomic loads
+//! and stores on statics and `OnceLock::get` (one atomic load); reads the
+//! `siginfo_t` and writes the saved program counter in the `ucontext_t` the
+//! kernel gave it; and calls the previous action's function, as the kernel
+//! would have. It takes no lock and allocates nothing. (`our_action`, with
+//! its `sigemptyset(3)`, runs only at installation.)
 //!
 //! # Memory model
 //!
