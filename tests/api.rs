@@ -1,11 +1,12 @@
 //! The library API (`cbreak::Breaker`): its promises across threads and
 //! processes, and that it is the same breaker the `cbreak` command sees.
 
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cbreak::{Breaker, ExecuteError, State};
 
@@ -291,6 +292,54 @@ fn a_probe_whose_process_died_is_taken_over_at_once() {
     assert!(!b.is_open());
 }
 
+/// The library reads its record through a map, where a page another
+/// process truncated away faults (SIGBUS) instead of reading short; the
+/// guard in `src/fault.rs` makes that fault an error. (The command reads
+/// with `pread(2)`: `tests/hardening.rs` truncates under it.)
+#[test]
+fn a_record_truncated_under_the_librarys_map_is_a_warning_not_a_sigbus() {
+    let env = Env::new();
+    let out = worker(&env, "truncated-under-the-map").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "the worker died of a signal:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the worker failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let faults: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("truncation warnings: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the worker says how many reads faulted:\n{stdout}"));
+    // Without a fault the test would prove nothing about the guard.
+    assert!(faults > 0, "no read hit a truncated page:\n{stdout}");
+}
+
+/// A SIGBUS that no fault of the record's map raised is not the guard's:
+/// sent with kill(2) (as `kill -BUS` does) or raise(3), it kills a process
+/// that holds a guarded map, as it kills any other.
+#[test]
+fn a_sigbus_sent_to_a_library_process_kills_it() {
+    for mode in ["kill-sigbus", "raise-sigbus"] {
+        let env = Env::new();
+        let out = worker(&env, mode).output().unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGBUS),
+            "{mode}: the worker survived a SIGBUS ({:?}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// This test binary again, running only [`worker_process`] with `mode`.
 fn worker(env: &Env, mode: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
@@ -349,6 +398,67 @@ fn worker_process() {
             // Gone without an outcome, as a process killed mid-call.
             std::mem::forget(probe);
             std::process::exit(7);
+        }
+        "truncated-under-the-map" => {
+            let warned = Arc::new(AtomicUsize::new(0));
+            let seen = Arc::clone(&warned);
+            let b = Breaker::builder("t")
+                .threshold(1_000_000)
+                .state_dir(&dir)
+                .on_warning(move |line| {
+                    if line.contains("truncated") {
+                        seen.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+                .build()
+                .unwrap();
+            let path = std::path::Path::new(&dir).join("t");
+            let stop = Arc::new(AtomicBool::new(false));
+            let truncator = {
+                let stop = Arc::clone(&stop);
+                thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        // As `cp` over it would: cut it short, then write
+                        // it again (zeros, which the breaker initialises).
+                        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&path) {
+                            let _ = f.set_len(0);
+                            let _ = f.set_len(8192);
+                        }
+                    }
+                })
+            };
+            // Until a few reads have faulted, or long enough to say none did.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while warned.load(Ordering::Relaxed) < 5 && Instant::now() < deadline {
+                // Fail open: a state that cannot be read allows the call.
+                if let Ok(permit) = b.should_allow_request() {
+                    b.record_success(permit);
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            truncator.join().unwrap();
+            // And the breaker still works once the file is left alone.
+            let permit = b.should_allow_request().expect("allowed");
+            b.record_success(permit);
+            assert!(b.stats().is_ok());
+            println!("truncation warnings: {}", warned.load(Ordering::Relaxed));
+        }
+        "kill-sigbus" | "raise-sigbus" => {
+            let b = Breaker::builder("k").state_dir(&dir).build().unwrap();
+            // The record is mapped and guarded now.
+            b.record_success(b.should_allow_request().unwrap());
+            // SAFETY: kill(2) and raise(3) touch no memory of ours.
+            unsafe {
+                if mode == "kill-sigbus" {
+                    libc::kill(libc::getpid(), libc::SIGBUS);
+                } else {
+                    libc::raise(libc::SIGBUS);
+                }
+            }
+            // A process-directed signal may reach another thread.
+            thread::sleep(Duration::from_millis(500));
+            b.record_success(b.should_allow_request().unwrap());
+            println!("survived a SIGBUS");
         }
         other => panic!("unknown worker mode {other}"),
     }

@@ -131,6 +131,9 @@ fn full_copy_on_write_disk_never_kills_cbreak() {
     }
 }
 
+/// The command reads its record with `pread(2)`, where a truncated file
+/// is a short read. (The library reads through a map, where it is a
+/// `SIGBUS`: `api::a_record_truncated_under_the_librarys_map_is_a_warning_not_a_sigbus`.)
 #[test]
 fn another_process_truncating_the_record_never_kills_a_run() {
     let env = Env::new();

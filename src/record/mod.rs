@@ -14,7 +14,7 @@
 //! A record is exactly [`RECORD_SIZE`] = 8192 bytes, preallocated with
 //! `posix_fallocate` so that a full disk is found when it is created. It
 //! is an array of little-endian `u64` words; through a map, every word is
-//! read as an `AtomicU64`.
+//! read by `fault::Guarded::read`, one Relaxed atomic load each.
 //!
 //! | word | field |
 //! |---|---|
@@ -61,13 +61,12 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::breaker::{BreakerState, Millis, Owner, ProbeSlot};
-use crate::fault::Guarded;
+use crate::fault::{Guarded, Unread};
 
 mod codec;
 
@@ -179,10 +178,11 @@ impl Access {
 }
 
 /// The read-only map of a record and the fault guard over it. The guard is
-/// declared first so that it is dropped before the map is unmapped.
+/// declared first so that it is dropped before the map is unmapped; the
+/// map is read only through the guard, and kept here to be unmapped.
 struct Mapped {
     guard: Option<Guarded>,
-    raw: MmapRaw,
+    _raw: MmapRaw,
 }
 
 /// One breaker's file, open and (once locked) mapped.
@@ -345,35 +345,35 @@ impl Record {
     /// Copies words `first..first + out.len()` of the file into `out`,
     /// through the map when there is one. A fault on the map (the file was
     /// truncated by someone who ignores the lock) is an error, never a
-    /// signal, and drops the map.
+    /// signal, and drops the map; without the fault guard (the handler gave
+    /// `SIGBUS` back, see `fault`) the map is dropped and the file read.
     fn read_words(&self, first: usize, out: &mut [u64]) -> Result<(), RecordError> {
         let map = self.map.borrow();
-        let Some(mapped) = map.as_ref().filter(|m| m.guard.is_some()) else {
+        let Some(guard) = map.as_ref().and_then(|m| m.guard.as_ref()) else {
             drop(map);
             return self.pread_words(first, out);
         };
         assert!(first + out.len() <= WORDS, "read within the record");
-        // SAFETY: the mapping is page-aligned (so aligned for AtomicU64) and
-        // RECORD_SIZE = WORDS * 8 bytes long, and lives while `map` is
-        // borrowed. AtomicU64 has the size and alignment of u64. The bytes
-        // are only read, and only through these atomics, so writes by other
-        // processes (pwrite, under the lock) race with nothing that Rust
-        // assumes. A page that vanished because the file was truncated would
-        // fault: `fault::Guarded` covers the whole mapping and turns that
-        // into a zero page and a flag, checked below.
-        let words =
-            unsafe { std::slice::from_raw_parts(mapped.raw.as_ptr().cast::<AtomicU64>(), WORDS) };
-        for (dst, src) in out.iter_mut().zip(&words[first..]) {
-            *dst = src.load(Ordering::Acquire);
+        let read = guard.read(first, out);
+        drop(map);
+        match read {
+            Ok(()) => {
+                for w in out.iter_mut() {
+                    *w = u64::from_le(*w);
+                }
+                Ok(())
+            }
+            Err(Unread::Faulted) => {
+                *self.map.borrow_mut() = None;
+                Err(RecordError::Io(io::Error::other(
+                    "the record file was truncated by another process while cbreak read it",
+                )))
+            }
+            Err(Unread::Unguarded) => {
+                *self.map.borrow_mut() = None;
+                self.pread_words(first, out)
+            }
         }
-        if mapped.guard.as_ref().is_some_and(Guarded::faulted) {
-            drop(map);
-            *self.map.borrow_mut() = None;
-            return Err(RecordError::Io(io::Error::other(
-                "the record file was truncated by another process while cbreak read it",
-            )));
-        }
-        Ok(())
     }
 
     fn pread_words(&self, first: usize, out: &mut [u64]) -> Result<(), RecordError> {
@@ -599,8 +599,13 @@ impl<'a> Guard<'a> {
                 .len(RECORD_SIZE)
                 .map_raw_read_only(&rec.file)?;
             // Without a guard (none left, or no handler), reads use pread.
-            let guard = Guarded::new(raw.as_ptr(), RECORD_SIZE);
-            *rec.map.borrow_mut() = Some(Mapped { guard, raw });
+            // SAFETY: `raw` is a read-only shared map of the record file,
+            // page-aligned and RECORD_SIZE (a multiple of 8) bytes long; a
+            // page of it faults only when another process cut the file
+            // short (SIGBUS). `Mapped` declares the guard before the map, so
+            // the guard is dropped before the map is unmapped.
+            let guard = unsafe { Guarded::new(raw.as_ptr(), RECORD_SIZE) };
+            *rec.map.borrow_mut() = Some(Mapped { guard, _raw: raw });
         }
         Ok(())
     }
