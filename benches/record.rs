@@ -32,31 +32,28 @@ fn paths(c: &mut Criterion) {
         let mut closed = store.open("closed");
         c.bench_function(name, |b| {
             b.iter(|| {
-                let ticket = store
-                    .update(&mut closed, fresh, |s| {
-                        match s.admit(&policy, &mut host).0 {
-                            Admission::Run(t) => t,
-                            Admission::Reject(_) => unreachable!("closed"),
-                        }
-                    })
-                    .unwrap();
-                store
-                    .update(&mut closed, fresh, |s| s.record(ticket, success, &mut host))
-                    .unwrap();
+                let ticket = cbreak::engine::update(&store, &mut closed, fresh, |s| {
+                    match s.admit(&policy, &mut host).0 {
+                        Admission::Run(t) => t,
+                        Admission::Reject(_) => unreachable!("closed"),
+                    }
+                })
+                .unwrap();
+                cbreak::engine::update(&store, &mut closed, fresh, |s| {
+                    s.record(ticket, success, &mut host)
+                })
+                .unwrap();
             })
         });
     }
     let mut tripped = store.open("tripped");
-    store
-        .update(&mut tripped, fresh, |s| s.trip(None, now_ms()))
-        .unwrap();
+    cbreak::engine::update(&store, &mut tripped, fresh, |s| s.trip(None, now_ms())).unwrap();
     c.bench_function("open: rejection", |b| {
         b.iter(|| {
-            let rejected = store
-                .update(&mut tripped, fresh, |s| {
-                    matches!(s.admit(&policy, &mut host).0, Admission::Reject(_))
-                })
-                .unwrap();
+            let rejected = cbreak::engine::update(&store, &mut tripped, fresh, |s| {
+                matches!(s.admit(&policy, &mut host).0, Admission::Reject(_))
+            })
+            .unwrap();
             assert!(rejected);
         })
     });

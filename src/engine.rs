@@ -12,8 +12,11 @@
 //! to whom, is the front end's.
 
 use crate::breaker::{Admission, BreakerState, Call, Host, Millis, Policy, Ticket, Transition};
+use std::time::{Duration, Instant};
+
 use crate::host::System;
-use crate::store::{Event, Store, StoreError};
+use crate::store::{Attempt, Event, Slot, Store, StoreError};
+use crate::util::Rng;
 
 /// One breaker of a store, opened for the updates of its calls: the
 /// store's handle on it (the state directory keeps the record open and
@@ -21,7 +24,7 @@ use crate::store::{Event, Store, StoreError};
 pub(crate) struct Engine<S: Store> {
     store: S,
     name: String,
-    handle: S::Handle,
+    slot: Slot,
     host: System,
     policy: Policy,
 }
@@ -31,11 +34,11 @@ impl<S: Store> Engine<S> {
     /// `policy` (a breaker made by these calls starts under it too). Does
     /// no I/O.
     pub(crate) fn new(store: S, name: &str, policy: Policy) -> Engine<S> {
-        let handle = store.open(name);
+        let slot = store.open(name);
         Engine {
             store,
             name: name.to_string(),
-            handle,
+            slot,
             host: System::new(),
             policy,
         }
@@ -50,10 +53,10 @@ impl<S: Store> Engine<S> {
         self.store.take_events()
     }
 
-    /// Read-modify-write of the state (see [`Store::update`]: `f` may run
-    /// more than once, on a freshly read state each time). A new breaker
-    /// starts closed under this engine's policy, made by this process now;
-    /// `f` decides on the store's clock, read once the state is at hand (a
+    /// Read-modify-write of the state (see [`update`]: `f` may run more
+    /// than once, on a freshly read state each time). A new breaker starts
+    /// closed under this engine's policy, made by this process now; `f`
+    /// decides on the store's clock, read once the state is at hand (a
     /// shared store's is the server's, just read with it).
     pub(crate) fn update<T>(
         &mut self,
@@ -62,7 +65,7 @@ impl<S: Store> Engine<S> {
         let (store, policy) = (&self.store, self.policy);
         let fresh = || BreakerState::new(store.now(), std::process::id(), policy);
         let host = &mut self.host;
-        self.store.update(&mut self.handle, fresh, |s| {
+        update(store, &mut self.slot, fresh, |s| {
             host.set_clock(store.now());
             f(s, host)
         })
@@ -176,3 +179,272 @@ impl<S: Store> Engine<S> {
 /// A change made by hand: the transition it made, if any, and the state
 /// it left.
 pub(crate) type Changed = (Option<Transition>, BreakerState);
+
+/// The read–decide–write loop over any store, written once: `f` runs on
+/// the breaker's current state (`fresh()` for a new one) and what it
+/// leaves is written, if it changed more than the "updated at" stamp,
+/// unless another writer came first — then `f` runs again on what that
+/// writer left. Returns `f`'s result from the run that counted.
+///
+/// An unusable value is set aside (an event) and the breaker starts
+/// afresh. Conflicts are tried again at once the first time (what was
+/// seen was merely stale), then after a random pause that doubles up to
+/// 32 ms, so that contending writers spread out; after the store's
+/// [`Store::patience`] the update gives up, [`StoreError::Contended`].
+pub fn update<T>(
+    store: &dyn Store,
+    slot: &mut Slot,
+    fresh: impl Fn() -> BreakerState,
+    mut f: impl FnMut(&mut BreakerState) -> T,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let mut conflicts = 0u32;
+    let mut rng: Option<Rng> = None;
+    loop {
+        let mut out = None;
+        let attempt = store.attempt(slot, &fresh, &mut |state| {
+            let before = *state;
+            out = Some(f(state));
+            // The "updated at" stamp alone is not worth a write.
+            BreakerState {
+                updated_at: before.updated_at,
+                ..*state
+            } != before
+        })?;
+        match (attempt, out) {
+            (Attempt::Done, Some(out)) => return Ok(out),
+            (Attempt::Unusable(why), _) => {
+                store.set_aside(slot, &fresh, why)?;
+                // A writer that keeps putting unusable values there is a
+                // conflict like any other.
+                let waited = started.elapsed();
+                if waited > store.patience() {
+                    return Err(StoreError::Contended {
+                        at: store.locate(slot),
+                        waited,
+                    });
+                }
+            }
+            // A store that said done without deciding is taken at its
+            // word that nothing was written: one more attempt.
+            (Attempt::Done, None) | (Attempt::Conflict, _) => {
+                conflicts += 1;
+                let waited = started.elapsed();
+                if waited > store.patience() {
+                    return Err(StoreError::Contended {
+                        at: store.locate(slot),
+                        waited,
+                    });
+                }
+                if conflicts > 1 {
+                    let cap_us = 1000u64 << conflicts.min(5);
+                    let pause = rng.get_or_insert_with(Rng::seeded).next() % cap_us;
+                    std::thread::sleep(Duration::from_micros(pause));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The loop against a third backend, one small module: a map in
+    //! memory with versions, a compare-and-set, and knobs for a rival
+    //! writer and a damaged value.
+
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::store::Location;
+
+    #[derive(Default)]
+    struct Memory {
+        values: RefCell<HashMap<String, Value>>,
+        /// Writes of a rival that land between an attempt's read and its
+        /// write, one per attempt, while this counts down.
+        rivals: Cell<u32>,
+        writes: Cell<u32>,
+        patience: Duration,
+        events: RefCell<Vec<Event>>,
+    }
+
+    // A test's few values: no need to box the state.
+    #[allow(clippy::large_enum_variant)]
+    #[derive(Clone)]
+    enum Value {
+        State(BreakerState, u64),
+        Junk,
+    }
+
+    impl Store for Memory {
+        fn now(&self) -> Millis {
+            1_000
+        }
+        fn open(&self, name: &str) -> Slot {
+            Slot::new(name)
+        }
+        fn attempt(
+            &self,
+            slot: &mut Slot,
+            fresh: &dyn Fn() -> BreakerState,
+            decide: &mut dyn FnMut(&mut BreakerState) -> bool,
+        ) -> Result<Attempt, StoreError> {
+            let found = self.values.borrow().get(slot.name()).cloned();
+            let (mut state, version) = match found {
+                None => (fresh(), None),
+                Some(Value::State(s, v)) => (s, Some(v)),
+                Some(Value::Junk) => return Ok(Attempt::Unusable("junk".into())),
+            };
+            let read = state;
+            let changed = decide(&mut state);
+            if self.rivals.get() > 0 {
+                self.rivals.set(self.rivals.get() - 1);
+                let mut rival = read;
+                rival.counters.calls += 100;
+                let v = version.unwrap_or(0) + 1;
+                self.values
+                    .borrow_mut()
+                    .insert(slot.name().into(), Value::State(rival, v));
+                return Ok(Attempt::Conflict);
+            }
+            if changed || version.is_none() {
+                self.writes.set(self.writes.get() + 1);
+                let v = version.unwrap_or(0) + 1;
+                self.values
+                    .borrow_mut()
+                    .insert(slot.name().into(), Value::State(state, v));
+            }
+            Ok(Attempt::Done)
+        }
+        fn set_aside(
+            &self,
+            slot: &mut Slot,
+            _fresh: &dyn Fn() -> BreakerState,
+            why: String,
+        ) -> Result<(), StoreError> {
+            self.values.borrow_mut().remove(slot.name());
+            self.events.borrow_mut().push(Event::SetAside {
+                at: self.locate(slot),
+                aside: self.locate(slot),
+                why,
+            });
+            Ok(())
+        }
+        fn patience(&self) -> Duration {
+            self.patience
+        }
+        fn locate(&self, slot: &Slot) -> Location {
+            Location::Key {
+                key: slot.name().into(),
+                store: "memory".into(),
+            }
+        }
+        fn read(&self, name: &str) -> Result<BreakerState, StoreError> {
+            match self.values.borrow().get(name) {
+                Some(Value::State(s, _)) => Ok(*s),
+                _ => Err(StoreError::NotFound {
+                    name: name.into(),
+                    store: Location::Server("memory".into()),
+                }),
+            }
+        }
+        fn exists(&self, name: &str) -> bool {
+            self.values.borrow().contains_key(name)
+        }
+        fn readable(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn names(&self) -> Result<Vec<String>, StoreError> {
+            Ok(self.values.borrow().keys().cloned().collect())
+        }
+        fn forget(&self, name: &str) -> Result<(), StoreError> {
+            self.values.borrow_mut().remove(name);
+            Ok(())
+        }
+        fn take_events(&self) -> Vec<Event> {
+            std::mem::take(&mut self.events.borrow_mut())
+        }
+        fn location(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    fn memory() -> Memory {
+        Memory {
+            patience: Duration::from_secs(5),
+            ..Memory::default()
+        }
+    }
+
+    #[test]
+    fn a_conflict_decides_again_on_what_the_rival_left() {
+        let store = memory();
+        store.rivals.set(2);
+        let mut engine = Engine::new(&store, "b", Policy::default());
+        let mut runs = 0;
+        let calls = engine
+            .update(|s, _| {
+                runs += 1;
+                s.counters.calls += 1;
+                s.counters.calls
+            })
+            .unwrap();
+        assert_eq!(runs, 3, "two conflicts, then the run that counted");
+        assert_eq!(calls, 201, "the last run saw both rivals' writes");
+        assert_eq!(store.read("b").unwrap().counters.calls, 201);
+    }
+
+    #[test]
+    fn an_unchanged_state_is_not_written_but_a_new_one_is() {
+        let store = memory();
+        let mut engine = Engine::new(&store, "b", Policy::default());
+        engine.prepare().unwrap();
+        assert_eq!(store.writes.get(), 1, "a new breaker is written");
+        engine.prepare().unwrap();
+        engine
+            .update(|s, _| s.updated_at += 5)
+            .unwrap();
+        assert_eq!(store.writes.get(), 1, "nothing but the stamp changed");
+        engine.trip(None).unwrap();
+        assert_eq!(store.writes.get(), 2);
+    }
+
+    #[test]
+    fn an_unusable_value_is_set_aside_and_the_breaker_starts_afresh() {
+        let store = memory();
+        store.values.borrow_mut().insert("b".into(), Value::Junk);
+        let (t, state) = Engine::new(&store, "b", Policy::default())
+            .trip(None)
+            .unwrap();
+        assert!(t.is_some() && state.state == crate::breaker::State::ForcedOpen);
+        assert!(matches!(
+            store.take_events().as_slice(),
+            [Event::SetAside { why, .. }] if why == "junk"
+        ));
+    }
+
+    #[test]
+    fn endless_conflicts_give_up_after_the_stores_patience() {
+        let mut store = memory();
+        store.patience = Duration::from_millis(50);
+        store.rivals.set(u32::MAX);
+        let err = Engine::new(&store, "b", Policy::default())
+            .reset()
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Contended { waited, .. } if *waited > Duration::from_millis(50)),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_store_interface_is_object_safe() {
+        let store = memory();
+        let dynamic: &dyn Store = &store;
+        let mut slot = dynamic.open("b");
+        let made = update(dynamic, &mut slot, BreakerState::default, |s| s.counters.calls).unwrap();
+        assert_eq!(made, 0);
+        assert!(dynamic.exists("b"));
+    }
+}

@@ -97,7 +97,7 @@ macro_rules! internal {
 
 mod api;
 internal! { mod breaker; }
-pub(crate) mod engine;
+internal! { mod engine; }
 pub(crate) mod fault;
 internal! { mod host; }
 pub(crate) mod output;

@@ -221,6 +221,16 @@ pub fn store_error(e: &StoreError, voice: &Voice) -> String {
         StoreError::Newer { at, version } => format!(
             "record {at} has format version {version}, newer than this cbreak understands; upgrade cbreak"
         ),
+        StoreError::Contended { at, waited } => match at {
+            Location::Path(path) => format!(
+                "cannot lock {}: the record kept being replaced while cbreak tried to lock it",
+                path.display()
+            ),
+            _ => format!(
+                "key {at} kept changing under this process for {}; too many processes are updating it at once",
+                span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX))
+            ),
+        },
         #[cfg(feature = "redis")]
         StoreError::Server(e) => fleet_error(e, v),
         StoreError::Io { at, what, err } => {
@@ -272,10 +282,6 @@ fn fleet_error(e: &FleetError, v: &Voice) -> String {
         FleetError::Server { store, problem } => {
             format!("store {store}: {}", fleet_problem(problem, v))
         }
-        FleetError::Busy { key, store, waited } => format!(
-            "key {key} in {store} kept changing under this process for {}; too many processes are updating it at once",
-            span(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX))
-        ),
         // A missing, damaged or newer breaker is what it is in any store.
         FleetError::NotFound { .. } | FleetError::Corrupt { .. } | FleetError::Newer { .. } => {
             store_error(&StoreError::from(e.clone()), v)

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use cbreak::breaker::{Admission, BreakerState, Call, Host, Millis, Outcome, Owner, Policy, State};
 use cbreak::store::fleet::server::Problem;
 use cbreak::store::fleet::{Fleet, FleetConfig, FleetError, StoreUrl, encode_value};
-use cbreak::store::{Event, Location};
+use cbreak::store::{Event, Location, Store, StoreError};
 
 use crate::redis_server::{Redis, free_port};
 
@@ -48,6 +48,18 @@ impl Host for On<'_> {
     }
 }
 
+/// One update of breaker `name` through the engine's loop, on a slot
+/// opened for it.
+fn update_once<T>(
+    store: &Fleet,
+    name: &str,
+    fresh: impl Fn() -> BreakerState,
+    f: impl FnMut(&mut BreakerState) -> T,
+) -> Result<T, StoreError> {
+    let mut slot = store.open(name);
+    cbreak::engine::update(store, &mut slot, fresh, f)
+}
+
 fn fleet(url: &str) -> Fleet {
     Fleet::new(FleetConfig::new(StoreUrl::parse(url).expect("a valid URL")))
 }
@@ -67,11 +79,10 @@ fn fresh(f: &Fleet, p: Policy) -> impl Fn() -> BreakerState + '_ {
 /// One admitted-and-finished call through the store; whether it ran.
 fn call(f: &Fleet, name: &str, p: Policy, outcome: Outcome) -> bool {
     let mut h = f.open(name);
-    let admitted = f
-        .update(&mut h, fresh(f, p), |s| {
-            s.admit(&p, &mut On::host(f, 1, std::process::id())).0
-        })
-        .expect("admission");
+    let admitted = cbreak::engine::update(&f, &mut h, fresh(f, p), |s| {
+        s.admit(&p, &mut On::host(f, 1, std::process::id())).0
+    })
+    .expect("admission");
     let Admission::Run(ticket) = admitted else {
         return false;
     };
@@ -80,7 +91,7 @@ fn call(f: &Fleet, name: &str, p: Policy, outcome: Outcome) -> bool {
         slow: false,
         timed_out: false,
     };
-    f.update(&mut h, fresh(f, p), |s| {
+    cbreak::engine::update(&f, &mut h, fresh(f, p), |s| {
         s.record(ticket, c, &mut On::host(f, 1, std::process::id()))
     })
     .expect("outcome");
@@ -152,8 +163,7 @@ fn concurrent_updates_lose_nothing_and_only_one_probe_is_granted() {
 
     // Open, recovery elapsed: of 16 callers on 4 hosts, exactly one probes.
     let f = fleet(&url);
-    f.update_once("probe", fresh(&f, p), |s| s.trip(Some(1), f.now()))
-        .unwrap();
+    update_once(&f, "probe", fresh(&f, p), |s| s.trip(Some(1), f.now())).unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let granted: Vec<bool> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..16u32)
@@ -161,12 +171,11 @@ fn concurrent_updates_lose_nothing_and_only_one_probe_is_granted() {
                 let url = url.clone();
                 scope.spawn(move || {
                     let f = fleet(&url);
-                    let admitted = f
-                        .update_once("probe", fresh(&f, p), |s| {
-                            s.admit(&p, &mut On::host(&f, u64::from(i % 4) + 1, 1000 + i))
-                                .0
-                        })
-                        .unwrap();
+                    let admitted = update_once(&f, "probe", fresh(&f, p), |s| {
+                        s.admit(&p, &mut On::host(&f, u64::from(i % 4) + 1, 1000 + i))
+                            .0
+                    })
+                    .unwrap();
                     matches!(admitted, Admission::Run(t) if t.probe)
                 })
             })
@@ -197,14 +206,12 @@ fn a_probe_owner_on_another_host_keeps_the_slot_until_its_lease_ends() {
         kill_after: 1,
         ..policy(1, 1)
     };
-    f.update_once("b", fresh(&f, p), |s| s.trip(Some(1), f.now()))
-        .unwrap();
+    update_once(&f, "b", fresh(&f, p), |s| s.trip(Some(1), f.now())).unwrap();
     std::thread::sleep(Duration::from_millis(10));
-    let took = f
-        .update_once("b", fresh(&f, p), |s| {
-            s.admit(&p, &mut On::host(&f, 2, 4242)).0
-        })
-        .unwrap();
+    let took = update_once(&f, "b", fresh(&f, p), |s| {
+        s.admit(&p, &mut On::host(&f, 2, 4242)).0
+    })
+    .unwrap();
     assert!(matches!(took, Admission::Run(t) if t.probe));
     let lease = f.read("b").unwrap().probe.unwrap().lease_until;
     assert!(
@@ -214,7 +221,7 @@ fn a_probe_owner_on_another_host_keeps_the_slot_until_its_lease_ends() {
     // This host judges the holder (pid 4242 on host 2, gone or not) as
     // `cbreak run` would, at `at` on the server's clock.
     let admit_at = |at: Millis| {
-        f.update_once("b", fresh(&f, p), |s| {
+        update_once(&f, "b", fresh(&f, p), |s| {
             let mut here = cbreak::host::System::new();
             here.set_clock(at);
             s.admit(&p, &mut here).0
@@ -297,9 +304,7 @@ fn a_foreign_or_damaged_value_is_kept_aside_and_a_newer_one_left_alone() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let err = f
-        .update_once("newer", fresh(&f, p), |s| s.reset(1))
-        .unwrap_err();
+    let err = update_once(&f, "newer", fresh(&f, p), |s| s.reset(1)).unwrap_err();
     assert!(err.to_string().contains("format version 2"), "{err}");
     assert_eq!(
         redis.cli(&["STRLEN", "cbreak:{newer}"]),
@@ -353,6 +358,14 @@ fn first_error(url: &str, timeout_ms: u64) -> (FleetError, Duration) {
 fn problem(e: &FleetError) -> &Problem {
     match e {
         FleetError::Server { problem, .. } => problem,
+        other => panic!("not a server problem: {other}"),
+    }
+}
+
+/// The server's problem in an update's error.
+fn store_problem(e: &StoreError) -> &Problem {
+    match e {
+        StoreError::Server(e) => problem(e),
         other => panic!("not a server problem: {other}"),
     }
 }
@@ -498,10 +511,8 @@ fn an_acl_user_with_a_password_and_a_read_only_replica() {
         return;
     };
     let r = fleet(&replica.url());
-    let e = r
-        .update_once("ro", fresh(&r, policy(1, 1)), |s| s.reset(1))
-        .unwrap_err();
-    assert!(matches!(problem(&e), Problem::ReadOnly), "{e}");
+    let e = update_once(&r, "ro", fresh(&r, policy(1, 1)), |s| s.reset(1)).unwrap_err();
+    assert!(matches!(store_problem(&e), Problem::ReadOnly), "{e}");
     assert!(e.to_string().contains("read-only replica"), "{e}");
 }
 
@@ -551,14 +562,12 @@ fn a_closed_call_costs_one_round_trip_before_and_one_after() {
     assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 2)]);
     // Open: a skip reads and counts the rejection.
     let f = fleet(&redis.url());
-    f.update_once("rt", fresh(&f, p), |s| s.trip(None, f.now()))
-        .unwrap();
+    update_once(&f, "rt", fresh(&f, p), |s| s.trip(None, f.now())).unwrap();
     commands_since_reset(&redis);
     assert!(!call(&fleet(&redis.url()), "rt", p, Outcome::Success));
     assert_eq!(commands_since_reset(&redis), [("evalsha".to_string(), 2)]);
     // A probe: read, take the slot; then the outcome.
-    f.update_once("rt", fresh(&f, p), |s| s.trip(Some(1), f.now()))
-        .unwrap();
+    update_once(&f, "rt", fresh(&f, p), |s| s.trip(Some(1), f.now())).unwrap();
     std::thread::sleep(Duration::from_millis(5));
     commands_since_reset(&redis);
     assert!(call(&fleet(&redis.url()), "rt", p, Outcome::Success));
@@ -582,13 +591,15 @@ fn a_server_that_goes_away_fails_fast_and_its_state_is_back_with_it() {
     let mut h = f.open("kept");
     redis.stop();
     let t = Instant::now();
-    let e = f
-        .update(&mut h, fresh(&f, p), |s| {
-            s.admit(&p, &mut On::host(&f, 1, 1)).0
-        })
-        .unwrap_err();
+    let e = cbreak::engine::update(&f, &mut h, fresh(&f, p), |s| {
+        s.admit(&p, &mut On::host(&f, 1, 1)).0
+    })
+    .unwrap_err();
     assert!(
-        matches!(problem(&e), Problem::Unreachable(_) | Problem::NotRedis(_)),
+        matches!(
+            store_problem(&e),
+            Problem::Unreachable(_) | Problem::NotRedis(_)
+        ),
         "{e}"
     );
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());

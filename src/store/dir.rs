@@ -14,7 +14,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Event, Location, Refusal, Store, StoreError, validate_name};
+use super::{Attempt, Event, Location, Refusal, Slot, Store, StoreError, validate_name};
 use crate::breaker::{BreakerState, Millis, Policy};
 use crate::record::{Access, DEFAULT_LOCK_WAIT, Guard, Record, RecordError};
 
@@ -304,82 +304,111 @@ impl StateDir {
     }
 }
 
-/// One breaker of a state directory: its name and, once opened, its
-/// record. Dropping it closes the record, which gives back the probe lock
-/// if this process held it.
-pub struct Handle {
-    name: String,
-    record: Option<Record>,
-}
-
 impl Store for StateDir {
-    type Handle = Handle;
-
     fn now(&self) -> Millis {
         crate::host::now_ms()
     }
 
-    fn open(&self, name: &str) -> Handle {
-        Handle {
-            name: name.to_string(),
-            record: None,
-        }
+    /// The slot keeps the breaker's open record once an attempt opened it
+    /// (mapped, for the library); dropping it closes the record, which
+    /// gives back the probe lock if this process held it.
+    fn open(&self, name: &str) -> Slot {
+        Slot::new(name)
     }
 
-    /// Read-modify-write under the record's exclusive lock, so `f` runs
-    /// once. The handle keeps the record open and mapped between calls,
-    /// and the probe lock while this process probes. A corrupt record is
-    /// moved aside (an [`Event`]) and replaced by a fresh one.
-    fn update<T>(
+    /// Under the record's exclusive lock, so an attempt never conflicts
+    /// with another writer; it only tries again when the record was
+    /// replaced while it waited for the lock. A new (empty) record is made
+    /// with `fresh`.
+    fn attempt(
         &self,
-        breaker: &mut Handle,
-        fresh: impl Fn() -> BreakerState,
-        mut f: impl FnMut(&mut BreakerState) -> T,
-    ) -> Result<T, StoreError> {
-        let path = self.path(&breaker.name);
-        let open = &mut breaker.record;
-        for _ in 0..ATTEMPTS {
-            if open.is_none() {
-                *open = Some(self.open_rw(&path)?);
-            }
-            let Some(record) = open.as_mut() else {
-                continue;
-            };
-            let guard = record.lock_raw().map_err(|e| record_error(&path, e))?;
-            let (guard, error) = match guard.check(&fresh) {
-                Ok(checked) => match checked.load() {
-                    Ok(mut state) => {
-                        checked.claim_probe(&mut state, self.now());
-                        let before = state.probe;
-                        let out = f(&mut state);
-                        checked.settle_probe(before, &mut state);
-                        checked.store(&state).map_err(|e| record_error(&path, e))?;
-                        return Ok(out);
-                    }
-                    Err(e) => (checked.into_guard(), e),
-                },
-                Err(refused) => refused,
-            };
-            match error {
-                // Still under the lock: nobody else is looking at it.
-                RecordError::Corrupt(why) => self.move_aside(&guard, &path, why)?,
-                // Retired but never moved: left by an interrupted move.
-                RecordError::Moved if guard.still_at_path() => self.move_aside(
-                    &guard,
-                    &path,
-                    "left retired at its path by an interrupted move".into(),
-                )?,
-                RecordError::Moved => {}
-                e => return Err(record_error(&path, e)),
-            }
-            drop(guard);
-            *open = None;
+        slot: &mut Slot,
+        fresh: &dyn Fn() -> BreakerState,
+        decide: &mut dyn FnMut(&mut BreakerState) -> bool,
+    ) -> Result<Attempt, StoreError> {
+        let path = self.path(slot.name());
+        if slot.kept::<Record>().is_none() {
+            let record = self.open_rw(&path)?;
+            slot.kept_or(|| record);
         }
-        Err(StoreError::Io {
-            at: Location::Path(path),
-            what: "lock",
-            err: io::Error::other("the record kept being replaced while cbreak tried to lock it"),
-        })
+        let Some(record) = slot.kept::<Record>() else {
+            return Ok(Attempt::Conflict);
+        };
+        let guard = record.lock_raw().map_err(|e| record_error(&path, e))?;
+        let (guard, error) = match guard.check(fresh) {
+            Ok(checked) => match checked.load() {
+                Ok(mut state) => {
+                    checked.claim_probe(&mut state, self.now());
+                    let before = state;
+                    let changed = decide(&mut state);
+                    let decided = state;
+                    checked.settle_probe(before.probe, &mut state);
+                    if changed || state != decided {
+                        checked.store(&state).map_err(|e| record_error(&path, e))?;
+                    }
+                    return Ok(Attempt::Done);
+                }
+                Err(e) => (checked.into_guard(), e),
+            },
+            Err(refused) => refused,
+        };
+        let attempt = match error {
+            RecordError::Corrupt(why) => Attempt::Unusable(why),
+            // Retired but never moved: left by an interrupted move.
+            RecordError::Moved if guard.still_at_path() => {
+                Attempt::Unusable("left retired at its path by an interrupted move".into())
+            }
+            // Replaced while we waited: open the path again.
+            RecordError::Moved => Attempt::Conflict,
+            e => return Err(record_error(&path, e)),
+        };
+        drop(guard);
+        if attempt == Attempt::Conflict {
+            slot.clear();
+        }
+        Ok(attempt)
+    }
+
+    /// Moves the record aside if, under its lock, it is still unusable.
+    fn set_aside(
+        &self,
+        slot: &mut Slot,
+        fresh: &dyn Fn() -> BreakerState,
+        why: String,
+    ) -> Result<(), StoreError> {
+        let path = self.path(slot.name());
+        if let Some(record) = slot.kept::<Record>() {
+            let guard = record.lock_raw().map_err(|e| record_error(&path, e))?;
+            let (guard, error) = match guard.check(fresh) {
+                Ok(checked) => match checked.load() {
+                    Ok(_) => (None, None),
+                    Err(e) => (Some(checked.into_guard()), Some(e)),
+                },
+                Err((guard, e)) => (Some(guard), Some(e)),
+            };
+            match (guard, error) {
+                (Some(guard), Some(RecordError::Corrupt(_))) => {
+                    self.move_aside(&guard, &path, why)?
+                }
+                (Some(guard), Some(RecordError::Moved)) if guard.still_at_path() => {
+                    self.move_aside(&guard, &path, why)?
+                }
+                // Usable again, or gone: nothing to set aside.
+                _ => {}
+            }
+        }
+        slot.clear();
+        Ok(())
+    }
+
+    /// As long as the lock wait: the record being replaced under us is the
+    /// only conflict, and a busy lock is already bounded by that wait.
+    fn patience(&self) -> Duration {
+        self.lock_wait
+    }
+
+    fn locate(&self, slot: &Slot) -> Location {
+        Location::Path(self.path(slot.name()))
     }
 
     /// Reads `name`'s state under a shared lock, changing nothing.

@@ -17,6 +17,7 @@ mod dir;
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub mod fleet;
 
+use std::any::Any;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
@@ -30,64 +31,87 @@ pub use dir::{StateDir, state_dir};
 #[cfg(feature = "redis")]
 pub use fleet::{Fleet, FleetConfig};
 
-/// Where breakers' states are kept, shared by every process that uses it.
+/// Where breakers' states are kept, shared by every process that uses it:
+/// storage, and nothing else. Object-safe: the engine drives any store as
+/// `&dyn Store`.
 ///
 /// The contract, which every backend keeps:
 ///
 /// - **One state machine, one codec.** A backend stores
 ///   [`BreakerState`]s and runs no policy of its own: every decision is
-///   made by `breaker` inside [`Store::update`]'s closure. A backend that
-///   keeps bytes keeps `record`'s encoding of the state (the record body),
-///   so that every backend reads every other's states the same way.
-/// - **Exclusion.** [`Store::update`] runs its closure on the current
-///   state and stores what the closure leaves, as if no other process
-///   touched that breaker in between. A backend may get there with a lock
-///   (the state directory: `flock(2)`) or optimistically (read a version,
-///   run the closure, store only if the version is unchanged, else read
-///   and run it again); so the closure may run more than once, each time
-///   on a freshly read state, and only its last run counts. It must
-///   therefore have no effect outside the state it is given and its
-///   result.
-/// - **A handle per breaker.** [`Store::open`] makes a [`Store::Handle`],
-///   which a caller keeps between the updates of one call (admission,
-///   then outcome). A backend may keep resources in it: the state
-///   directory keeps the record open and mapped, and holds the kernel's
-///   probe lock in it while this process holds the probe slot. Dropping
-///   the handle gives them back. Opening does no I/O; errors come from
-///   the first update.
+///   made by the engine's `decide`, which a backend runs inside
+///   [`Store::attempt`]. A backend that keeps bytes keeps `record`'s
+///   encoding of the state (the record body), so that every backend reads
+///   every other's states the same way.
+/// - **Conditional writes.** [`Store::attempt`] reads the breaker's state,
+///   runs `decide` on it, and writes what `decide` left only if no other
+///   process wrote in between: under a lock held across the attempt (the
+///   state directory: `flock(2)`), or by comparing the version it read (a
+///   server: compare-and-set). When another writer came first, nothing is
+///   written and the attempt is an [`Attempt::Conflict`]; the engine tries
+///   again on what is there now. So `decide` may run more than once, and
+///   only the run of the attempt that is [`Attempt::Done`] counts. The
+///   loop around attempts — trying again, pausing, giving up, setting
+///   unusable values aside — is the engine's, written once for every
+///   backend.
+/// - **A slot per breaker.** [`Store::open`] makes a [`Slot`], which a
+///   caller keeps between the attempts of one call (admission, then
+///   outcome). A backend keeps in it what it likes: the state directory
+///   the open, mapped record (and the kernel's probe lock while this
+///   process holds the probe slot), a server the state it last saw.
+///   Dropping the slot gives them back. Opening does no I/O; errors come
+///   from the first attempt.
 /// - **One clock.** [`Store::now`] is the time the store's states are
 ///   judged by: the wall clock of this machine for the state directory,
 ///   the server's for a store shared by machines. Time stamps written
 ///   into states come from it.
 /// - **Liveness.** A probe slot whose owner is provably gone is freed
-///   inside `update` (the state directory: the probe lock and `/proc`).
-///   A backend that cannot prove it (another machine's process) relies
-///   on the probe's lease alone.
-/// - **Nothing printed.** What the user should hear (a corrupt record
-///   moved aside, say) is queued as an [`Event`] and handed out by
-///   [`Store::take_events`], never while a breaker is locked.
+///   before `decide` runs (the state directory: the probe lock and
+///   `/proc`). A backend that cannot prove it (another machine's process)
+///   relies on the probe's lease alone.
+/// - **Nothing printed, no words.** What the user should hear (a corrupt
+///   record set aside, say) is queued as an [`Event`] and handed out by
+///   [`Store::take_events`], never while a breaker is locked; errors are
+///   [`StoreError`]s, data with a [`Location`], that the front ends word.
 pub trait Store {
-    /// One breaker, opened for updating; see [`Store::open`].
-    type Handle;
-
     /// The time, in milliseconds since the Unix epoch, by this store's
     /// clock.
     fn now(&self) -> Millis;
 
-    /// A handle on the breaker `name` (a valid name, see
-    /// [`validate_name`]), for [`Store::update`]. Does no I/O.
-    fn open(&self, name: &str) -> Self::Handle;
+    /// A slot for the breaker `name` (a valid name, see
+    /// [`validate_name`]), for [`Store::attempt`]. Does no I/O.
+    fn open(&self, name: &str) -> Slot;
 
-    /// Read-modify-write of the breaker's state under exclusion: `f` runs
-    /// on the current state (made with `fresh` when the breaker is new, or
-    /// its stored state is unusable: see [`Event::MovedAside`]), and what
-    /// it leaves is stored. Returns `f`'s result from the run that counted.
-    fn update<T>(
+    /// One read–decide–write of the breaker in `slot`: reads its state
+    /// (`fresh()` when the breaker is new), runs `decide` on it, and
+    /// writes what it leaves if no one else wrote since the read.
+    /// `decide` says whether it changed the state in a way worth writing
+    /// (a new breaker is written whatever it says). See the contract.
+    fn attempt(
         &self,
-        breaker: &mut Self::Handle,
-        fresh: impl Fn() -> BreakerState,
-        f: impl FnMut(&mut BreakerState) -> T,
-    ) -> Result<T, StoreError>;
+        slot: &mut Slot,
+        fresh: &dyn Fn() -> BreakerState,
+        decide: &mut dyn FnMut(&mut BreakerState) -> bool,
+    ) -> Result<Attempt, StoreError>;
+
+    /// Sets aside the unusable value an attempt found (see
+    /// [`Attempt::Unusable`]) if it is still there, queuing an
+    /// [`Event::SetAside`]; the next attempt starts a fresh breaker. A
+    /// value that is not a breaker's at all is never touched (it is
+    /// [`StoreError::Foreign`]).
+    fn set_aside(
+        &self,
+        slot: &mut Slot,
+        fresh: &dyn Fn() -> BreakerState,
+        why: String,
+    ) -> Result<(), StoreError>;
+
+    /// How long conflicting writers may keep an update from landing before
+    /// it gives up ([`StoreError::Contended`]).
+    fn patience(&self) -> Duration;
+
+    /// Where the breaker in `slot` is, for messages.
+    fn locate(&self, slot: &Slot) -> Location;
 
     /// The breaker's state, changing nothing (a damaged one is
     /// [`StoreError::Corrupt`], a missing one [`StoreError::NotFound`]).
@@ -114,26 +138,97 @@ pub trait Store {
     fn location(&self) -> String;
 }
 
+/// How one [`Store::attempt`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// `decide` ran on the current state and what it left is stored (or
+    /// needed no write).
+    Done,
+    /// Another writer came first: nothing was written; try again.
+    Conflict,
+    /// What is stored is not a usable record (`why`): damaged, or a value
+    /// of another type where a breaker's should be. `decide` did not run.
+    Unusable(String),
+}
+
+/// One breaker of a store, opened for the attempts of a call: its name,
+/// and whatever its store keeps between them.
+pub struct Slot {
+    name: String,
+    kept: Option<Box<dyn Any + Send>>,
+}
+
+impl Slot {
+    /// A slot for breaker `name`, keeping nothing yet.
+    pub fn new(name: &str) -> Slot {
+        Slot {
+            name: name.to_string(),
+            kept: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the store keeps here, if it is a `T`.
+    pub fn kept<T: Any + Send>(&mut self) -> Option<&mut T> {
+        self.kept.as_mut()?.downcast_mut()
+    }
+
+    /// What the store keeps here, made with `make` if it keeps no `T`.
+    pub fn kept_or<T: Any + Send>(&mut self, make: impl FnOnce() -> T) -> &mut T {
+        if !self.kept.as_ref().is_some_and(|k| k.is::<T>()) {
+            self.kept = Some(Box::new(make()));
+        }
+        match self.kept.as_mut().and_then(|k| k.downcast_mut()) {
+            Some(value) => value,
+            // A `T` is there: it was just checked, or just put there.
+            None => unreachable!("a Box<T> downcasts to T"),
+        }
+    }
+
+    /// Drops what is kept here.
+    pub fn clear(&mut self) {
+        self.kept = None;
+    }
+}
+
 /// A store lent out: what `app` hands an [`Engine`](crate::engine::Engine)
 /// for one breaker while it keeps the store for the next.
-impl<S: Store> Store for &S {
-    type Handle = S::Handle;
-
+impl<S: Store + ?Sized> Store for &S {
     fn now(&self) -> Millis {
         (**self).now()
     }
 
-    fn open(&self, name: &str) -> Self::Handle {
+    fn open(&self, name: &str) -> Slot {
         (**self).open(name)
     }
 
-    fn update<T>(
+    fn attempt(
         &self,
-        breaker: &mut Self::Handle,
-        fresh: impl Fn() -> BreakerState,
-        f: impl FnMut(&mut BreakerState) -> T,
-    ) -> Result<T, StoreError> {
-        (**self).update(breaker, fresh, f)
+        slot: &mut Slot,
+        fresh: &dyn Fn() -> BreakerState,
+        decide: &mut dyn FnMut(&mut BreakerState) -> bool,
+    ) -> Result<Attempt, StoreError> {
+        (**self).attempt(slot, fresh, decide)
+    }
+
+    fn set_aside(
+        &self,
+        slot: &mut Slot,
+        fresh: &dyn Fn() -> BreakerState,
+        why: String,
+    ) -> Result<(), StoreError> {
+        (**self).set_aside(slot, fresh, why)
+    }
+
+    fn patience(&self) -> Duration {
+        (**self).patience()
+    }
+
+    fn locate(&self, slot: &Slot) -> Location {
+        (**self).locate(slot)
     }
 
     fn read(&self, name: &str) -> Result<BreakerState, StoreError> {
@@ -272,6 +367,9 @@ pub enum StoreError {
     Foreign { at: Location, why: String },
     /// The value was written by a newer cbreak.
     Newer { at: Location, version: u64 },
+    /// Other writers kept an update from landing for longer than the
+    /// store's patience.
+    Contended { at: Location, waited: Duration },
     /// The server of a shared store cannot be used, or its breaker kept
     /// changing under this process; the error says which (never with the
     /// password).

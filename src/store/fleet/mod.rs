@@ -1,21 +1,22 @@
 //! The store of breakers shared by many machines: a Redis or Valkey server
 //! (`--store redis://…`), behind the [`Store`] trait.
 //!
-//! Owns the keys on the server and the optimistic read-modify-write that
-//! gives the same exclusion as the state directory's lock without locking
-//! anything while a command runs:
+//! Owns the keys on the server and one optimistic attempt of the engine's
+//! read–decide–write loop ([`Store::attempt`]), which gives the same
+//! exclusion as the state directory's lock without locking anything while
+//! a command runs:
 //!
 //! 1. read the breaker and the server's clock in one round trip
 //!    ([`server::Server::read`]);
-//! 2. decide in Rust, with the one state machine (`breaker`), on the
+//! 2. the engine decides, with the one state machine (`breaker`), on the
 //!    server's time;
 //! 3. write back only if the breaker still holds the version that was read
 //!    (a compare-and-set script on the body's sequence word); on a conflict
-//!    the script answers with the current value, and 2–3 run again after a
-//!    short random pause.
+//!    the script answers with the current value, which the slot keeps for
+//!    the engine's next attempt (its pauses and patience are the engine's).
 //!
 //! A write that changes nothing but the "updated at" stamp is not sent, and
-//! a handle remembers the state it last saw, so that the outcome of a call
+//! a slot remembers the state it last saw, so that the outcome of a call
 //! is one compare-and-set against what admission saw when nobody wrote in
 //! between. An uncontended closed run costs one round trip before the
 //! command and one after it.
@@ -50,7 +51,7 @@ pub mod url;
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use super::{Event, Location, Store, StoreError};
+use super::{Attempt, Event, Location, Slot, Store, StoreError};
 use crate::breaker::{BreakerState, Millis};
 use crate::record::{self, B_SEQUENCE, MAGIC, USED_WORDS, VERSION};
 use server::{Cas, Problem, Read, Server, Stored};
@@ -123,13 +124,6 @@ pub enum FleetError {
         store: String,
         version: u64,
     },
-    /// Other processes kept changing the breaker for longer than the
-    /// retry period.
-    Busy {
-        key: String,
-        store: String,
-        waited: Duration,
-    },
 }
 
 impl std::error::Error for FleetError {}
@@ -147,19 +141,14 @@ impl FleetError {
     }
 }
 
-/// What a handle remembers between updates: the state it last read or
-/// wrote, and that value's sequence number.
-#[derive(Clone, Copy)]
-struct Seen {
-    state: BreakerState,
-    sequence: u64,
-}
 
-/// One breaker, opened for updating: its key, and the state this process
-/// last read or wrote there.
-pub struct Handle {
+/// What a slot of this store keeps between attempts: the breaker's key,
+/// and what this process last found there — the state it read or wrote
+/// (the next attempt's first guess, right whenever no one wrote since),
+/// or the current value a conflicting compare-and-set answered with.
+struct Kept {
     key: String,
-    seen: Option<Seen>,
+    found: Option<Found>,
 }
 
 /// The breakers on one server.
@@ -221,13 +210,6 @@ impl Fleet {
         }
     }
 
-    /// A handle on breaker `name`. Does no I/O.
-    pub fn open(&self, name: &str) -> Handle {
-        Handle {
-            key: self.key(name),
-            seen: None,
-        }
-    }
 
     pub fn take_events(&self) -> Vec<Event> {
         std::mem::take(&mut self.events.borrow_mut())
@@ -322,150 +304,131 @@ impl Fleet {
         }
     }
 
-    /// Read-modify-write of breaker `handle` under optimistic exclusion:
-    /// `f` runs on the current state (made with `fresh` when there is none
-    /// or it is unusable), and what it leaves is stored if nobody wrote
-    /// meanwhile; otherwise `f` runs again on what is there now. `f` may
-    /// therefore run more than once; only its last run counts.
-    pub fn update<T>(
+    /// What the slot keeps, made on first use.
+    fn kept<'s>(&self, slot: &'s mut Slot) -> &'s mut Kept {
+        let key = self.key(slot.name());
+        slot.kept_or(|| Kept { key, found: None })
+    }
+
+    /// What is at `key` now, read with the server's clock.
+    fn fetch(&self, key: &str) -> Result<Found, FleetError> {
+        let read = self.with(|s| s.read(key))?;
+        self.sync_clock(read.now);
+        Ok(self.judge(read.stored))
+    }
+
+    /// One optimistic read–decide–write (see [`Store::attempt`]): `decide`
+    /// runs on the current state (`fresh()` when there is none), and what
+    /// it leaves is written by a compare-and-set on the version read. The
+    /// first guess is what the slot saw last, so that an uncontended update
+    /// costs one round trip; a conflict keeps what the server answered with
+    /// for the next attempt.
+    fn try_once(
         &self,
-        handle: &mut Handle,
-        fresh: impl Fn() -> BreakerState,
-        mut f: impl FnMut(&mut BreakerState) -> T,
-    ) -> Result<T, FleetError> {
-        let started = Instant::now();
-        // What the handle saw last is the first guess: right whenever no
-        // one wrote since, and then the update costs one round trip.
-        let mut found = match handle.seen.take() {
-            Some(seen) => Found::Valid(seen.state, seen.sequence),
-            None => {
-                let read = self.with(|s| s.read(&handle.key))?;
-                self.sync_clock(read.now);
-                self.judge(read.stored)
+        slot: &mut Slot,
+        fresh: &dyn Fn() -> BreakerState,
+        decide: &mut dyn FnMut(&mut BreakerState) -> bool,
+    ) -> Result<Attempt, FleetError> {
+        let kept = self.kept(slot);
+        let found = match kept.found.take() {
+            Some(found) => found,
+            None => self.fetch(&kept.key)?,
+        };
+        let (mut state, expected) = match found {
+            Found::Absent => (fresh(), None),
+            Found::Valid(state, sequence) => (state, Some(sequence)),
+            Found::Newer(version) => {
+                return Err(FleetError::Newer {
+                    key: kept.key.clone(),
+                    store: self.location(),
+                    version,
+                });
+            }
+            unusable @ Found::Unusable(..) => {
+                let Found::Unusable(why, _) = &unusable else {
+                    unreachable!("matched above")
+                };
+                let why = why.clone();
+                kept.found = Some(unusable);
+                return Ok(Attempt::Unusable(why));
             }
         };
-        let mut conflicts = 0u32;
-        loop {
-            let (mut state, expected) = match found {
-                Found::Absent => (fresh(), None),
-                Found::Valid(state, sequence) => (state, Some(sequence)),
-                Found::Newer(version) => {
-                    return Err(FleetError::Newer {
-                        key: handle.key.clone(),
-                        store: self.location(),
-                        version,
-                    });
-                }
-                Found::Unusable(why, stored) => {
-                    let aside = format!("{}~corrupt-{}", handle.key, self.now());
-                    if self.with(|s| s.set_aside(&handle.key, &aside, &stored))? {
-                        let store = self.location();
-                        self.events.borrow_mut().push(Event::SetAside {
-                            at: Location::Key {
-                                key: handle.key.clone(),
-                                store: store.clone(),
-                            },
-                            aside: Location::Key { key: aside, store },
-                            why,
-                        });
-                    }
-                    // Whatever is there now, judge it afresh.
-                    let read = self.with(|s| s.read(&handle.key))?;
-                    self.sync_clock(read.now);
-                    found = self.judge(read.stored);
-                    continue;
-                }
-            };
-            let before = state;
-            let result = f(&mut state);
-            if let Some(sequence) = expected {
-                // The "updated at" stamp alone is not worth a round trip.
-                let unchanged = BreakerState {
-                    updated_at: before.updated_at,
-                    ..state
-                };
-                if unchanged == before {
-                    handle.seen = Some(Seen {
-                        state: before,
-                        sequence,
-                    });
-                    return Ok(result);
-                }
+        let before = state;
+        let changed = decide(&mut state);
+        if let Some(sequence) = expected
+            && !changed
+        {
+            kept.found = Some(Found::Valid(before, sequence));
+            return Ok(Attempt::Done);
+        }
+        // Every write draws a new random version, never the last one plus
+        // one: two writers that decide the same state from the same version
+        // still write different values, so that a value equal to ours is
+        // proof that ours was written; and a slot that remembers a breaker
+        // since forgotten and made again never matches the new one.
+        let sequence = loop {
+            let s = self.random();
+            if Some(s) != expected {
+                break s;
             }
-            // Every write draws a new random version, never the last one
-            // plus one: two writers that decide the same state from the
-            // same version still write different values, so that a value
-            // equal to ours is proof that ours was written; and a handle
-            // that remembers a breaker since forgotten and made again
-            // never matches the new one.
-            let sequence = loop {
-                let s = self.random();
-                if Some(s) != expected {
-                    break s;
-                }
-            };
-            let value = encode_value(&state, sequence);
-            let idle = self.config.idle_expiry.map_or(0, |d| {
-                u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-            });
-            let cas = self.with(|s| {
-                s.cas(
-                    &handle.key,
-                    expected.map(u64::to_le_bytes),
-                    SEQUENCE_AT,
-                    &value,
-                    idle,
-                )
-            })?;
-            match cas {
-                Cas::Done(now) => {
-                    self.sync_clock(now);
-                    handle.seen = Some(Seen { state, sequence });
-                    return Ok(result);
-                }
-                // The write went through but its answer was lost (the
-                // connection broke and `with` sent it again): done.
-                Cas::Conflict(Read {
-                    now,
-                    stored: Stored::Bytes(there),
-                }) if there == value => {
-                    self.sync_clock(now);
-                    handle.seen = Some(Seen { state, sequence });
-                    return Ok(result);
-                }
-                Cas::Conflict(Read { now, stored }) => {
-                    self.sync_clock(now);
-                    found = self.judge(stored);
-                    conflicts += 1;
-                    let waited = started.elapsed();
-                    if waited > self.config.retry_for {
-                        return Err(FleetError::Busy {
-                            key: handle.key.clone(),
-                            store: self.location(),
-                            waited,
-                        });
-                    }
-                    if conflicts > 1 {
-                        // Contention, not a stale guess: spread the
-                        // retries out.
-                        let cap = 1u64 << conflicts.min(5);
-                        std::thread::sleep(Duration::from_micros(self.random() % (cap * 1000)));
-                    }
-                }
+        };
+        let value = encode_value(&state, sequence);
+        let idle = self.config.idle_expiry.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        let cas = self.with(|s| {
+            s.cas(
+                &kept.key,
+                expected.map(u64::to_le_bytes),
+                SEQUENCE_AT,
+                &value,
+                idle,
+            )
+        })?;
+        match cas {
+            Cas::Done(now) => {
+                self.sync_clock(now);
+                kept.found = Some(Found::Valid(state, sequence));
+                Ok(Attempt::Done)
+            }
+            // The write went through but its answer was lost (the
+            // connection broke and `with` sent it again): done.
+            Cas::Conflict(Read {
+                now,
+                stored: Stored::Bytes(there),
+            }) if there == value => {
+                self.sync_clock(now);
+                kept.found = Some(Found::Valid(state, sequence));
+                Ok(Attempt::Done)
+            }
+            Cas::Conflict(Read { now, stored }) => {
+                self.sync_clock(now);
+                kept.found = Some(self.judge(stored));
+                Ok(Attempt::Conflict)
             }
         }
     }
 
-    /// One update on a handle opened for it (for the tests).
-    #[cfg(feature = "testing")]
-    pub fn update_once<T>(
-        &self,
-        name: &str,
-        fresh: impl Fn() -> BreakerState,
-        f: impl FnMut(&mut BreakerState) -> T,
-    ) -> Result<T, FleetError> {
-        let mut handle = self.open(name);
-        self.update(&mut handle, fresh, f)
+    /// Renames the unusable value the last attempt found to
+    /// `KEY~corrupt-MS`, if it is still the same value, and forgets what
+    /// the slot saw, so that the next attempt reads afresh.
+    fn set_aside_found(&self, slot: &mut Slot, why: String) -> Result<(), FleetError> {
+        let kept = self.kept(slot);
+        if let Some(Found::Unusable(_, stored)) = kept.found.take() {
+            let aside = format!("{}~corrupt-{}", kept.key, self.now());
+            if self.with(|s| s.set_aside(&kept.key, &aside, &stored))? {
+                let store = self.location();
+                self.events.borrow_mut().push(Event::SetAside {
+                    at: Location::Key {
+                        key: kept.key.clone(),
+                        store: store.clone(),
+                    },
+                    aside: Location::Key { key: aside, store },
+                    why,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The breaker's state, changing nothing.
@@ -549,23 +512,42 @@ fn glob_escape(text: &str) -> String {
 }
 
 impl Store for Fleet {
-    type Handle = Handle;
-
     fn now(&self) -> Millis {
         Fleet::now(self)
     }
 
-    fn open(&self, name: &str) -> Handle {
-        Fleet::open(self, name)
+    fn open(&self, name: &str) -> Slot {
+        Slot::new(name)
     }
 
-    fn update<T>(
+    fn attempt(
         &self,
-        breaker: &mut Handle,
-        fresh: impl Fn() -> BreakerState,
-        f: impl FnMut(&mut BreakerState) -> T,
-    ) -> Result<T, StoreError> {
-        Fleet::update(self, breaker, fresh, f).map_err(StoreError::from)
+        slot: &mut Slot,
+        fresh: &dyn Fn() -> BreakerState,
+        decide: &mut dyn FnMut(&mut BreakerState) -> bool,
+    ) -> Result<Attempt, StoreError> {
+        self.try_once(slot, fresh, decide)
+            .map_err(StoreError::from)
+    }
+
+    fn set_aside(
+        &self,
+        slot: &mut Slot,
+        _fresh: &dyn Fn() -> BreakerState,
+        why: String,
+    ) -> Result<(), StoreError> {
+        self.set_aside_found(slot, why).map_err(StoreError::from)
+    }
+
+    fn patience(&self) -> Duration {
+        self.config.retry_for
+    }
+
+    fn locate(&self, slot: &Slot) -> Location {
+        Location::Key {
+            key: self.key(slot.name()),
+            store: self.location(),
+        }
     }
 
     fn read(&self, name: &str) -> Result<BreakerState, StoreError> {
@@ -621,7 +603,7 @@ impl From<FleetError> for StoreError {
                 at: Location::Key { key, store },
                 version,
             },
-            e @ (FleetError::Server { .. } | FleetError::Busy { .. }) => StoreError::Server(e),
+            e @ FleetError::Server { .. } => StoreError::Server(e),
         }
     }
 }
