@@ -40,7 +40,8 @@
 //! - `redis` (default): the store shared by machines (`--store`).
 //!
 //! With `default-features = false` the library is the breaker over the
-//! state directory alone, and compiles only `libc`, `fs2` and `memmap2`.
+//! state directory alone, and compiles only `libc`, `fs2`, `memmap2` and
+//! `bytemuck`.
 
 #![warn(missing_docs)]
 // Parts of the machine that only the command line uses (`cbreak record`,

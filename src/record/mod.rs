@@ -378,7 +378,7 @@ impl Record {
 
     fn pread_words(&self, first: usize, out: &mut [u64]) -> Result<(), RecordError> {
         self.file
-            .read_exact_at(bytes_of_mut(out), (first * 8) as u64)
+            .read_exact_at(bytemuck::cast_slice_mut(out), (first * 8) as u64)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::UnexpectedEof => RecordError::Io(io::Error::other(
                     "the record file was truncated by another process while cbreak read it",
@@ -396,34 +396,11 @@ impl Record {
     fn write_words(&self, first: usize, words: &[u64]) -> io::Result<()> {
         let offset = (first * 8) as u64;
         if cfg!(target_endian = "little") {
-            self.file.write_all_at(bytes_of(words), offset)
+            self.file.write_all_at(bytemuck::cast_slice(words), offset)
         } else {
             let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
             self.file.write_all_at(&bytes, offset)
         }
-    }
-}
-
-/// The bytes of `words` in memory order (little-endian ones on the
-/// machines cbreak is built for), for writing without a copy.
-fn bytes_of(words: &[u64]) -> &[u8] {
-    // SAFETY: the slice covers exactly the `words.len() * 8` initialised
-    // bytes of `words`, borrowed for as long as `words` is; u8 has
-    // alignment 1, and every byte of a u64 is a valid u8.
-    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), std::mem::size_of_val(words)) }
-}
-
-/// `words` as bytes to read into without a copy; the caller converts each
-/// word from little-endian afterwards.
-fn bytes_of_mut(words: &mut [u64]) -> &mut [u8] {
-    // SAFETY: as in `bytes_of`, with the unique borrow of `words` carried
-    // over to the bytes, so nothing else sees them while they are written;
-    // any bytes written form a valid u64 (every bit pattern is one).
-    unsafe {
-        std::slice::from_raw_parts_mut(
-            words.as_mut_ptr().cast::<u8>(),
-            std::mem::size_of_val(words),
-        )
     }
 }
 
