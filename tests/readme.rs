@@ -655,6 +655,38 @@ fn check_rust_block(b: &Block) {
     );
 }
 
+/// A dependency line for Cargo.toml: this crate, at a version this one
+/// satisfies, without the command line (the library alone builds so: see
+/// tests/architecture.rs and .ci/run).
+fn check_toml_block(b: &Block) {
+    let line = b
+        .text
+        .lines()
+        .find(|l| l.starts_with("cbreak = "))
+        .unwrap_or_else(|| {
+            panic!(
+                "README.md:{}: a toml block is a dependency on cbreak",
+                b.line
+            )
+        });
+    let version = line
+        .split("version = \"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .unwrap_or_else(|| panic!("README.md:{}: no version in {line}", b.line));
+    let ours = env!("CARGO_PKG_VERSION");
+    assert!(
+        ours.starts_with(&format!("{version}.")) || ours == version,
+        "README.md:{}: version {version} is not this crate's {ours}",
+        b.line
+    );
+    assert!(
+        line.contains("default-features = false"),
+        "README.md:{}: {line}",
+        b.line
+    );
+}
+
 #[test]
 fn every_readme_recipe_runs_as_written() {
     let readme = readme();
@@ -668,6 +700,10 @@ fn every_readme_recipe_runs_as_written() {
         }
         if lang == "rust" {
             check_rust_block(b);
+            continue;
+        }
+        if lang == "toml" {
+            check_toml_block(b);
             continue;
         }
         if !["sh", "bash", "cron", "yaml", "ini"].contains(&lang) {
