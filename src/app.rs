@@ -165,7 +165,17 @@ fn by_hand<'s, S: Store>(
     if let Some(t) = transition {
         crate::hooks::fire(hooks, name, &t, &state);
     }
-    Ok(Exit::Success)
+    Ok(after_hooks())
+}
+
+/// How a command that changed a breaker by hand ends once its hooks ran:
+/// dying of a signal it received meanwhile (forwarded to the hooks), as
+/// `run` does, else success.
+fn after_hooks() -> Exit {
+    match exec::received() {
+        Some(sig) => Exit::Killed(sig),
+        None => Exit::Success,
+    }
 }
 
 /// A misspelled name must not make a new breaker and leave the real one as
@@ -567,7 +577,7 @@ fn record_outcome(
     for (t, state) in made {
         announce(hooks, quiet, name, Some(t), &state);
     }
-    Ok(Exit::Success)
+    Ok(after_hooks())
 }
 
 fn list(store: &impl Store) -> Result<Exit, Failed> {

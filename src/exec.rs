@@ -743,8 +743,11 @@ fn restore(saved: &Saved) {
 
 /// The argument vector that runs `cmd` with `sh -c`: hooks and
 /// `--fallback` are shell command lines.
-pub fn shell(cmd: &str) -> [OsString; 3] {
-    ["sh".into(), "-c".into(), cmd.into()]
+pub fn shell(cmd: &str) -> [OsString; 4] {
+    // After `--`, a command that starts with `-` or `+` is the command, not
+    // options of sh's own (`--fallback '+x'` ran `sh -c +x`: "sh: 0:
+    // Illegal option").
+    ["sh".into(), "-c".into(), "--".into(), cmd.into()]
 }
 
 #[cfg(test)]

@@ -183,10 +183,10 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     // Replace only a regular file: renaming over a symlink, a FIFO, a
     // device (as root, /dev/null) or a directory would break whatever it
     // stands for.
-    // The replacement keeps the mode of the file it replaces, and a new
-    // one is readable by all (0644), whatever the umask: the collector
-    // reading it usually runs as another user.
-    use std::os::unix::fs::PermissionsExt;
+    // The replacement keeps the permissions of the file of the caller's
+    // that it replaces, and a new one is readable by all (0644), whatever
+    // the umask: the collector reading it usually runs as another user.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mode = match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_file() => {
             let what = describe_file_type(&meta.file_type());
@@ -194,7 +194,11 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
                 "it is {what}; --output writes only a regular file or a new path (use '-' for stdout)"
             )));
         }
-        Ok(meta) => meta.permissions().mode() & 0o7777,
+        // Only the permission bits, and only from a file of the caller's
+        // own: another user's file in a shared directory must not hand
+        // its mode (setuid and all) to the one written in its place.
+        Ok(meta) if meta.uid() == crate::host::euid() => meta.permissions().mode() & 0o777,
+        Ok(_) => 0o644,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o644,
         Err(e) => return Err(e),
     };

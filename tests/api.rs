@@ -549,3 +549,17 @@ fn a_state_directory_that_cannot_be_used_fails_the_build_in_one_line() {
     assert!(msg.contains("not a directory"), "{msg}");
     assert!(!msg.contains('\n'));
 }
+
+/// A library's caller has no `cbreak reset` to run: a forced-open
+/// breaker's rejection said "'cbreak reset NAME' closes it".
+#[test]
+fn a_forced_open_rejection_names_no_subcommand() {
+    let env = Env::new();
+    let b = Breaker::builder("forced")
+        .state_dir(env.state())
+        .build()
+        .unwrap();
+    b.trip().unwrap();
+    let text = b.should_allow_request().unwrap_err().to_string();
+    assert_eq!(text, "breaker 'forced' is forced open; reset() closes it");
+}

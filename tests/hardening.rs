@@ -519,6 +519,35 @@ fn metrics_output_never_replaces_what_is_not_a_regular_file() {
     );
 }
 
+/// Root writing `metrics --output` into a shared directory over a file
+/// another user made setuid and world-writable kept that mode on its own
+/// new file (`-rwsrwsrwx root`): only a file of the caller's own gives its
+/// permissions, and never the setuid, setgid or sticky bits.
+#[test]
+fn metrics_output_over_another_users_file_does_not_take_its_mode() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !is_root() {
+        return cannot("needs root to make a file of another user's");
+    }
+    let env = Env::new();
+    env.run(&["run", "-n", "m", "--", "true"]).success();
+    let theirs = env.path("theirs.prom");
+    std::fs::write(&theirs, b"old").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o6777)).unwrap();
+    env.run(&["metrics", "--output", theirs.to_str().unwrap()])
+        .success();
+    let meta = std::fs::metadata(&theirs).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644));
+    // A file of one's own keeps its permission bits, not its setuid bit.
+    let mine = env.path("mine.prom");
+    std::fs::write(&mine, b"old").unwrap();
+    std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o4640)).unwrap();
+    env.run(&["metrics", "--output", mine.to_str().unwrap()])
+        .success();
+    assert_eq!(std::fs::metadata(&mine).unwrap().mode() & 0o7777, 0o640);
+}
+
 trait FileTypeLike {
     fn is_fifo_like(&self) -> bool;
     fn is_char_device_like(&self) -> bool;

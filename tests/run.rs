@@ -505,3 +505,15 @@ fn a_variable_that_is_not_utf8_is_named() {
         run.stderr
     );
 }
+
+/// `sh -c '+x'` takes `+x` for an option of its own ("Illegal option",
+/// exit 2): a fallback or a hook starting with `+` or `-` is a command.
+#[test]
+fn a_fallback_that_starts_like_an_option_runs_as_a_command() {
+    let env = Env::new();
+    env.run(&["trip", "fb", "--create"]).success();
+    let out = env.run(&["run", "-n", "fb", "--fallback", "+x", "--", "true"]);
+    out.code(127).stderr_has("+x");
+    env.run(&["run", "-n", "fb", "--fallback", "-", "--", "true"])
+        .code(127);
+}

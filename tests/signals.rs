@@ -503,3 +503,36 @@ fn sigterm_to_cbreak_wakes_a_stopped_command_to_die_of_it() {
         assert_eq!(env.status("stopped")["cancelled"], 1, "{timeout:?}");
     }
 }
+
+/// `trip`, `reset`, `disable`, `enable` and `record` run hooks too: a
+/// signal that reached cbreak while one ran went on to the hook and was
+/// then forgotten, and cbreak exited 0, so a shell loop of them could not
+/// be stopped with Ctrl-C.
+#[test]
+fn a_signal_during_a_hook_of_a_change_by_hand_ends_cbreak_with_it() {
+    let env = Env::new();
+    let marker = env.path("hook-alive");
+    let hook = format!("touch {}; exec sleep 38.5", marker.display());
+    let child = env
+        .command(&[
+            "trip",
+            "hand",
+            "--create",
+            "--on-open",
+            &hook,
+            "--hook-timeout",
+            "60s",
+        ])
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || marker.exists()),
+        "the hook never started"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{out:?}");
+    let status = env.run(&["status", "hand"]).success();
+    assert!(status.stdout.contains("forced"), "{}", status.stdout);
+}

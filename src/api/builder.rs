@@ -224,7 +224,7 @@ impl Builder {
     ///     .state_dir(dir.path())
     ///     .build()
     ///     .unwrap_err();
-    /// assert!(err.to_string().contains("min_calls 10 is larger than window 5"), "{err}");
+    /// assert!(err.to_string().contains("min_calls 10 is larger than window_calls 5"), "{err}");
     /// ```
     pub fn min_calls(mut self, calls: u32) -> Builder {
         self.min_calls = calls;
@@ -497,17 +497,16 @@ impl Builder {
             None => None,
             Some(WindowSize::Calls(n)) => Some(spec::window_calls(n).map_err(|_| {
                 format!(
-                    "window: a window of {n} calls is out of range: use 1 to {MAX_COUNT_WINDOW}, or window_duration"
+                    "window_calls: a window of {n} calls is out of range: use 1 to {MAX_COUNT_WINDOW}, or window_duration"
                 )
             })?),
             Some(WindowSize::Span(d)) => Some(spec::window_span(ms(d)).map_err(|e| match e {
                 OutOfRange::TooLong => format!(
-                    "window: too long: at most {} days (100 years)",
+                    "window_duration: too long: at most {} days (100 years)",
                     spec::MAX_DURATION / 86_400_000
                 ),
                 _ => format!(
-                    "window: a window of {}ms is too short: use at least {}ms",
-                    ms(d),
+                    "window_duration: a window of {d:?} is too short: use at least {}ms",
                     spec::MIN_TIME_WINDOW
                 ),
             })?),
@@ -539,7 +538,17 @@ impl Builder {
             // timeout, no exit codes.
             ..Spec::default()
         };
-        spec.policy().map_err(|invalid| invalid.message(method))
+        // The window is named by the method that set it.
+        let window = match self.window {
+            Some(WindowSize::Span(_)) => "window_duration",
+            _ => "window_calls",
+        };
+        spec.policy().map_err(|invalid| {
+            invalid.message(|field| match field {
+                Field::Window => window,
+                field => method(field),
+            })
+        })
     }
 }
 
@@ -549,7 +558,7 @@ fn method(field: Field) -> &'static str {
         Field::Threshold => "threshold",
         Field::Recovery => "recovery",
         Field::FailureRate => "failure_rate",
-        Field::Window => "window",
+        Field::Window => "window_calls",
         Field::MinCalls => "min_calls",
         Field::Slow => "slow",
         Field::Timeout => "timeout",
@@ -575,7 +584,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             clash,
-            "min_calls 20 is larger than window 10: the rate could never be judged"
+            "min_calls 20 is larger than window_calls 10: the rate could never be judged"
         );
         let no_rule = Builder::new("x").threshold(0).policy().unwrap_err();
         assert!(

@@ -743,10 +743,7 @@ impl fmt::Display for Rejected {
                     crate::output::relative(*next_probe_at, self.at)
                 )
             }
-            Why::ForcedOpen => write!(
-                f,
-                "breaker '{name}' is forced open; 'cbreak reset {name}' closes it"
-            ),
+            Why::ForcedOpen => write!(f, "breaker '{name}' is forced open; reset() closes it"),
             Why::ProbeInFlight => write!(
                 f,
                 "breaker '{name}' is half-open and its probe is still running"
