@@ -491,7 +491,7 @@ fn a_breaker_tripped_by_cbreak_trip_rejects_the_apis_next_call() {
     assert!(
         rejected
             .to_string()
-            .contains("'cbreak reset api' closes it"),
+            .contains("reset() closes it"),
         "{rejected}"
     );
     env.run(&["reset", "api"]).success();
