@@ -412,7 +412,7 @@ mod tests {
         argv.extend_from_slice(args);
         argv.extend_from_slice(&["--", "true"]);
         let argv: Vec<OsString> = argv.into_iter().map(OsString::from).collect();
-        let cli = cli::parse::parse(&argv).map_err(|e| format!("{e:?}"))?;
+        let cli = cli::parse::parse(argv).map_err(|e| format!("{e:?}"))?;
         match Config::from_cli(cli)?.action {
             Action::Run(r) => Ok(r),
             _ => unreachable!(),

@@ -158,7 +158,7 @@ use crate::exit::Exit;
 #[cfg(feature = "cli")]
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Exit {
     let args: Vec<OsString> = args.into_iter().collect();
-    let cli = match cli::parse::parse(&args) {
+    let cli = match cli::parse::parse(args) {
         Ok(cli) => cli,
         Err(cli::parse::Usage::Print(text)) => {
             return match output::print(&text) {

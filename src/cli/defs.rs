@@ -159,7 +159,9 @@ pub struct Positional {
     pub many: Many,
     pub choices: &'static [Choice],
     pub hint: Hint,
-    pub set: Set,
+    /// `None` for the command, whose words move into `Args::command` as
+    /// they are.
+    pub set: Option<Set>,
 }
 
 impl Positional {
@@ -174,17 +176,32 @@ impl Positional {
             many: Many::One,
             choices: &[],
             hint: Hint::Any,
-            set,
+            set: Some(set),
         }
     }
     const fn optional(mut self) -> Positional {
         self.required = false;
         self
     }
-    const fn command(mut self, many: Many) -> Positional {
-        self.many = many;
-        self.hint = Hint::Command;
-        self
+    /// The command, with its arguments.
+    const fn command(
+        id: &'static str,
+        value: &'static str,
+        help: &'static str,
+        many: Many,
+    ) -> Positional {
+        Positional {
+            id,
+            value,
+            help,
+            required: true,
+            required_unless: None,
+            conflicts: None,
+            many,
+            choices: &[],
+            hint: Hint::Command,
+            set: None,
+        }
     }
     const fn choices(mut self, choices: &'static [Choice]) -> Positional {
         self.choices = choices;
@@ -973,35 +990,27 @@ pub static CHECK_NAME: Positional = Positional {
     ..Positional::new("name", "NAME", "Breaker name", set_name).optional()
 };
 
-fn push_command(a: &mut Args, v: &OsStr) -> Result<(), Bad> {
-    a.command.push(v.to_owned());
-    Ok(())
-}
-
-pub static RUN_COMMAND: Positional = Positional::new(
+pub static RUN_COMMAND: Positional = Positional::command(
     "command",
     "COMMAND",
     "The command to run, with its arguments",
-    push_command,
-)
-.command(Many::Trailing);
+    Many::Trailing,
+);
 
-pub static CHECK_COMMAND: Positional = Positional::new(
+pub static CHECK_COMMAND: Positional = Positional::command(
     "command",
     "COMMAND",
     "The command whose breaker to check, after `--`",
-    push_command,
+    Many::Last,
 )
-.optional()
-.command(Many::Last);
+.optional();
 
-pub static NAME_COMMAND: Positional = Positional::new(
+pub static NAME_COMMAND: Positional = Positional::command(
     "command",
     "COMMAND",
     "The command, with its arguments, exactly as it would follow `cbreak run`",
-    push_command,
-)
-.command(Many::Trailing);
+    Many::Trailing,
+);
 
 pub static OUTCOME: Positional =
     Positional::new("outcome", "OUTCOME", "The outcome to record", |a, v| {

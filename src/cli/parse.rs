@@ -28,20 +28,41 @@ pub enum Usage {
     Error(String),
 }
 
+/// An option as typed: `--long` or `-s`.
+enum Typed {
+    Long(String),
+    Short(char),
+}
+
+impl std::fmt::Display for Typed {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Typed::Long(l) => write!(f, "--{l}"),
+            Typed::Short(c) => write!(f, "-{c}"),
+        }
+    }
+}
+
 /// Parses `args` (program name first) and the variables.
-pub fn parse(args: &[OsString]) -> Result<Cli, Usage> {
-    let bin = args
-        .first()
-        .map(std::path::Path::new)
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "cbreak".into());
-    let mut parser = lexopt::Parser::from_args(args.iter().skip(1).cloned());
+///
+/// A skipped `cbreak run` is half a millisecond, and this is on its path:
+/// nothing is allocated for a word that is right (the words themselves
+/// move into [`Args`]), the environment is scanned once, and clap is only
+/// reached for help, the version and usage lines.
+pub fn parse(mut args: Vec<OsString>) -> Result<Cli, Usage> {
+    let bin = if args.is_empty() {
+        OsString::from("cbreak")
+    } else {
+        args.remove(0)
+    };
+    let plain = args.is_empty();
+    let mut parser = lexopt::Parser::from_args(args);
     let mut state = State {
         sub: None,
         args: Args::default(),
         given: Vec::new(),
         positionals: Vec::new(),
+        bin,
     };
     loop {
         // After `--` every word is an argument, never an option.
@@ -56,38 +77,52 @@ pub fn parse(args: &[OsString]) -> Result<Cli, Usage> {
         let arg = match parser.next() {
             Ok(Some(arg)) => arg,
             Ok(None) => break,
+            // `-q=1`: the switch's value.
+            Err(lexopt::Error::UnexpectedValue { option, value }) => {
+                return Err(state.error(format!(
+                    "unexpected value '{}' for '{option}' found; no more were expected",
+                    value.to_string_lossy()
+                )));
+            }
             Err(e) => return Err(state.error(e.to_string())),
         };
-        let (long, typed) = match arg {
-            Arg::Long(l) => (true, format!("--{l}")),
-            Arg::Short(c) => (false, format!("-{c}")),
+        let long = matches!(arg, Arg::Long(_));
+        let found = match arg {
+            Arg::Long("help") => return Err(state.help(true)),
+            Arg::Short('h') => return Err(state.help(false)),
+            Arg::Long("version") | Arg::Short('V') if state.sub.is_none() => {
+                return Err(Usage::Print(super::command().render_version()));
+            }
+            Arg::Long(name) => state
+                .flags()
+                .find(|f| f.long == name)
+                .ok_or_else(|| Typed::Long(name.to_string())),
+            Arg::Short(short) => state
+                .flags()
+                .find(|f| f.short == Some(short))
+                .ok_or(Typed::Short(short)),
             Arg::Value(word) => {
-                if state.positional(word, &mut parser, &bin)? {
+                if state.positional(word, &mut parser)? {
                     break;
                 }
                 continue;
             }
         };
-        match typed.as_str() {
-            "--help" | "-h" => {
-                let sub = state.sub.map(|s| s.name);
-                return Err(Usage::Print(help(sub, typed == "--help", &bin)));
+        let flag = match found {
+            Ok(flag) => flag,
+            Err(typed) => {
+                let mean = match &typed {
+                    Typed::Long(name) => {
+                        let version = state.sub.is_none().then_some("version");
+                        let longs = state.flags().map(|f| f.long).chain(["help"]).chain(version);
+                        suggest(name, longs.map(String::from))
+                            .map(|s| format!(" (did you mean '--{s}'?)"))
+                    }
+                    Typed::Short(_) => None,
+                };
+                let mean = mean.unwrap_or_default();
+                return Err(state.error(format!("unknown option '{typed}'{mean}")));
             }
-            "--version" | "-V" if state.sub.is_none() => {
-                return Err(Usage::Print(super::command().render_version()));
-            }
-            _ => {}
-        }
-        let Some(flag) = state.find(&typed) else {
-            let mean = if long {
-                let candidates = state.flags().map(|f| f.long.to_string());
-                suggest(&typed[2..], candidates)
-                    .map(|s| format!(" (did you mean '--{s}'?)"))
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            };
-            return Err(state.error(format!("unknown option '{typed}'{mean}")));
         };
         if state.given.iter().any(|g| std::ptr::eq(*g, flag)) {
             return Err(state.error(format!(
@@ -96,27 +131,34 @@ pub fn parse(args: &[OsString]) -> Result<Cli, Usage> {
             )));
         }
         state.given.push(flag);
-        let value = match flag.value {
-            None => {
-                if long && let Some(v) = parser.optional_value() {
-                    return Err(state.error(format!(
-                        "unexpected value '{}' for '--{}' found; no more were expected",
-                        v.to_string_lossy(),
-                        flag.long
-                    )));
-                }
-                OsString::new()
+        if flag.value.is_none() {
+            // `--quiet=yes` (a short switch's next letters are more
+            // switches: `-qn x`).
+            if long && let Some(v) = parser.optional_value() {
+                return Err(state.error(format!(
+                    "unexpected value '{}' for '--{}' found; no more were expected",
+                    v.to_string_lossy(),
+                    flag.long
+                )));
             }
-            Some(_) => state.value(&mut parser, flag, &typed)?,
+            if let Err(bad) = (flag.set)(&mut state.args, OsStr::new("")) {
+                return Err(state.bad_value(flag, OsStr::new(""), bad, None));
+            }
+            continue;
+        }
+        let typed = match (long, flag.short) {
+            (false, Some(short)) => Typed::Short(short),
+            _ => Typed::Long(String::new()),
         };
+        let value = state.value(&mut parser, flag, typed)?;
         if let Err(bad) = (flag.set)(&mut state.args, &value) {
             return Err(state.bad_value(flag, &value, bad, None));
         }
     }
     let Some(sub) = state.sub else {
-        if args.len() <= 1 {
+        if plain {
             // Plain `cbreak`, typed to see what it does: the help.
-            return Err(Usage::Print(help(None, false, &bin)));
+            return Err(state.help(false));
         }
         // Options without a subcommand (a crontab line missing its `run`)
         // are a mistake, and must not exit 0.
@@ -159,6 +201,8 @@ struct State {
     given: Vec<&'static Flag>,
     /// The ids of the positional arguments given.
     positionals: Vec<&'static str>,
+    /// The program's name as it was called, for help.
+    bin: OsString,
 }
 
 impl State {
@@ -187,6 +231,20 @@ impl State {
         matches!(word, "--" | "--help" | "-h") || self.find(word).is_some()
     }
 
+    /// The help of the subcommand being parsed, or cbreak's.
+    fn help(&self, long: bool) -> Usage {
+        self.help_of(self.sub.map(|s| s.name), long)
+    }
+
+    /// The help of subcommand `sub`, or cbreak's.
+    fn help_of(&self, sub: Option<&str>, long: bool) -> Usage {
+        let bin = std::path::Path::new(&self.bin)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "cbreak".into());
+        Usage::Print(help(sub, long, &bin))
+    }
+
     fn error(&self, what: String) -> Usage {
         let help = match self.sub {
             Some(s) => format!("see 'cbreak {} --help'", s.name),
@@ -195,14 +253,14 @@ impl State {
         Usage::Error(format!("{what}; {help}"))
     }
 
-    /// The value of `flag` (spelled `typed`): attached (`--x=v`, `-xv`) or
-    /// the next word, unless that word is an option (clap's rule, kept:
-    /// `-t -1` is a mistake, not a threshold).
+    /// The value of `flag` (spelled short or long, as `typed` says):
+    /// attached (`--x=v`, `-xv`) or the next word, unless that word is an
+    /// option (clap's rule, kept: `-t -1` is a mistake, not a threshold).
     fn value(
         &self,
         parser: &mut lexopt::Parser,
         flag: &Flag,
-        typed: &str,
+        typed: Typed,
     ) -> Result<OsString, Usage> {
         if let Some(v) = parser.optional_value() {
             return Ok(v);
@@ -216,6 +274,10 @@ impl State {
                     Err(self.needs_value(flag, None))
                 } else {
                     let name = flag.value.unwrap_or("a value");
+                    let typed = match typed {
+                        Typed::Short(c) => format!("-{c}"),
+                        Typed::Long(_) => format!("--{}", flag.long),
+                    };
                     Err(self.error(format!(
                         "{typed} needs a value ({name}), and '{next}' is not one"
                     )))
@@ -263,12 +325,7 @@ impl State {
     /// A word that is not an option: the subcommand, or its next
     /// argument. `Ok(true)` when it started the command, which takes every
     /// word after it.
-    fn positional(
-        &mut self,
-        word: OsString,
-        parser: &mut lexopt::Parser,
-        bin: &str,
-    ) -> Result<bool, Usage> {
+    fn positional(&mut self, word: OsString, parser: &mut lexopt::Parser) -> Result<bool, Usage> {
         let Some(sub) = self.sub else {
             let name = word.to_string_lossy();
             if name == "help" {
@@ -278,11 +335,11 @@ impl State {
                     _ => None,
                 };
                 return match page {
-                    None => Err(Usage::Print(help(None, true, bin))),
+                    None => Err(self.help(true)),
                     Some(page) => match defs::SUBCOMMANDS.iter().find(|s| s.name == page) {
-                        Some(s) => Err(Usage::Print(help(Some(s.name), true, bin))),
+                        Some(s) => Err(self.help_of(Some(s.name), true)),
                         // clap's own subcommand, which it renders.
-                        None if page == "help" => Err(Usage::Print(help(Some("help"), true, bin))),
+                        None if page == "help" => Err(self.help_of(Some("help"), true)),
                         None => Err(unknown_subcommand(&page)),
                     },
                 };
@@ -346,10 +403,19 @@ impl State {
         p: &'static Positional,
         words: impl IntoIterator<Item = OsString>,
     ) -> Result<(), Usage> {
+        let Some(set) = p.set else {
+            // The command: its words, as they are.
+            let before = self.args.command.len();
+            self.args.command.extend(words);
+            if self.args.command.len() > before {
+                self.positionals.push(p.id);
+            }
+            return Ok(());
+        };
         let mut any = false;
         for word in words {
             any = true;
-            if let Err(bad) = (p.set)(&mut self.args, &word) {
+            if let Err(bad) = set(&mut self.args, &word) {
                 let why = match bad {
                     Bad::NotUtf8 => return Err(self.error("an argument is not valid UTF-8".into())),
                     Bad::NotAChoice => choices(p.choices),
@@ -374,29 +440,30 @@ impl State {
     /// (a crontab sets CBREAK_ON_OPEN once for every line), else its
     /// default.
     fn variables_and_defaults(&mut self) -> Result<(), Usage> {
-        let flags: Vec<&'static Flag> = self.flags().collect();
-        for flag in flags {
+        let vars = cbreak_variables();
+        for flag in self.flags() {
             if self.given.iter().any(|g| std::ptr::eq(*g, flag)) {
                 continue;
             }
             if let Some(var) = flag.env
-                && let Some(value) = std::env::var_os(var)
+                && let Some((_, value)) = vars.iter().find(|(k, _)| *k == var.as_bytes())
             {
+                let value = value.as_os_str();
                 if flag.value.is_none() {
                     let Some(text) = value.to_str() else {
-                        return Err(self.bad_value(flag, &value, Bad::NotUtf8, Some(var)));
+                        return Err(self.bad_value(flag, value, Bad::NotUtf8, Some(var)));
                     };
                     match defs::boolish(text) {
                         Some(true) => {}
                         Some(false) => continue,
                         None => {
                             let bad = Bad::Why(BOOLISH.into());
-                            return Err(self.bad_value(flag, &value, bad, Some(var)));
+                            return Err(self.bad_value(flag, value, bad, Some(var)));
                         }
                     }
                 }
-                if let Err(bad) = (flag.set)(&mut self.args, &value) {
-                    return Err(self.bad_value(flag, &value, bad, Some(var)));
+                if let Err(bad) = (flag.set)(&mut self.args, value) {
+                    return Err(self.bad_value(flag, value, bad, Some(var)));
                 }
                 self.args.from_env.push((flag.long, var));
                 continue;
@@ -465,6 +532,40 @@ impl State {
             .unwrap_or_default();
         Err(self.error(format!("missing {}{usage}", missing.join(", "))))
     }
+}
+
+/// The `CBREAK_*` variables and their values, in one pass over the
+/// environment and copying only those: not one getenv(3) per option, each
+/// scanning all of the environment, nor `std::env::vars_os`, which copies
+/// every variable (a skip is half a millisecond; BENCHMARKS.md, "What a
+/// skip does that it does not need", 5).
+fn cbreak_variables() -> Vec<(Vec<u8>, OsString)> {
+    use std::os::unix::ffi::OsStrExt;
+    unsafe extern "C" {
+        static environ: *const *const std::ffi::c_char;
+    }
+    let mut vars = Vec::new();
+    // SAFETY: `environ` is the C library's null-terminated array of
+    // NUL-terminated `NAME=value` strings, read here as getenv(3) reads
+    // it. Only a concurrent change of the environment could invalidate
+    // it, and cbreak never changes its own (no `set_var` or `remove_var`
+    // in the crate); std's `set_var` makes its caller promise that no
+    // other thread reads the environment meanwhile, by any means.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            entry = entry.add(1);
+            if !bytes.starts_with(b"CBREAK_") {
+                continue;
+            }
+            if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
+                let value = OsStr::from_bytes(&bytes[eq + 1..]).to_owned();
+                vars.push((bytes[..eq].to_vec(), value));
+            }
+        }
+    }
+    vars
 }
 
 /// How an option is shown in errors: `--threshold <N>`, `--quiet`.
@@ -557,7 +658,7 @@ mod tests {
             .chain(words.iter().copied())
             .map(OsString::from)
             .collect();
-        parse(&args)
+        parse(args)
     }
 
     fn line(words: &[&str]) -> String {
