@@ -338,8 +338,7 @@ impl State {
                     None => Err(self.help(true)),
                     Some(page) => match defs::SUBCOMMANDS.iter().find(|s| s.name == page) {
                         Some(s) => Err(self.help_of(Some(s.name), true)),
-                        // clap's own subcommand, which it renders.
-                        None if page == "help" => Err(self.help_of(Some("help"), true)),
+                        None if page == "help" => Err(Usage::Print(help_of_help())),
                         None => Err(unknown_subcommand(&page)),
                     },
                 };
@@ -624,6 +623,23 @@ fn suggest(typed: &str, candidates: impl Iterator<Item = String>) -> Option<Stri
         .map(|(_, c)| c)
 }
 
+/// `cbreak help help`: the help subcommand's own help, as clap words it
+/// when it parses (its rendered form lists the subcommands instead).
+fn help_of_help() -> String {
+    let arg = clap::Arg::new("command")
+        .value_name("COMMAND")
+        .num_args(1..)
+        .action(clap::ArgAction::Append)
+        .help("Print help for the subcommand(s)");
+    clap::Command::new("help")
+        .bin_name("cbreak help")
+        .about("Print this message or the help of the given subcommand(s)")
+        .disable_help_flag(true)
+        .arg(arg)
+        .render_help()
+        .to_string()
+}
+
 /// The help of subcommand `sub` (or cbreak's), rendered from the table
 /// with the program's name as it was called: `--help`'s long form where
 /// there is more to say than `-h`'s short one, as clap decides.
@@ -754,6 +770,64 @@ mod tests {
         assert_eq!(cli.args.recovery, 30_000);
         assert_eq!(cli.args.open_exit_code, 75);
         assert_eq!(cli.args.hook_timeout, 10_000);
+    }
+
+    /// The messages of the clap-based parser this one replaced, kept
+    /// word for word (scripts and people have seen them).
+    #[test]
+    fn messages_are_the_ones_users_know() {
+        let help = "see 'cbreak run --help'";
+        for (words, message) in [
+            (&["run", "-n"][..], format!("--name needs a value; {help}")),
+            (&["run", "-n", "-q", "--", "true"], format!("--name needs a value; {help}")),
+            (&["run", "-t", "1", "-t", "2", "--", "true"], format!(
+                "the argument '--threshold <N>' cannot be used multiple times; {help}"
+            )),
+            (&["run", "--quiet=1", "--", "true"], format!(
+                "unexpected value '1' for '--quiet' found; no more were expected; {help}"
+            )),
+            (&["run", "--threshold=-1", "--", "true"], format!(
+                "invalid value '-1' for --threshold: -1 is not in 0..=4294967295; {help}"
+            )),
+            (&["run", "--open-exit-code", "300", "--", "true"], format!(
+                "invalid value '300' for --open-exit-code: 300 is not in 0..=255; {help}"
+            )),
+            (&["run", "-t", "", "--", "true"], format!(
+                "--threshold needs a value: a number is needed; {help}"
+            )),
+            (&["run", "--h"], format!("unknown option '--h' (did you mean '--help'?); {help}")),
+            (&["check", "a", "--", "x"], "the argument '[NAME]' cannot be used with \
+                '[COMMAND]...'; see 'cbreak check --help'".into()),
+            (&["man", "--list", "run"], "the argument '--list' cannot be used with '[PAGE]'; \
+                see 'cbreak man --help'".into()),
+            (&["record", "a"], "missing <OUTCOME> (usage: cbreak record [OPTIONS] <NAME> \
+                <OUTCOME>); see 'cbreak record --help'".into()),
+            (&["status", "a", "b"], "unknown option 'b'; see 'cbreak status --help'".into()),
+            (&["completions", "tcsh"], "invalid value 'tcsh' for <SHELL>: use one of bash, \
+                zsh, fish, elvish, powershell; see 'cbreak completions --help'".into()),
+            (&["list", "--state-dir", ""], "--state-dir needs a value; \
+                see 'cbreak list --help'".into()),
+        ] {
+            assert_eq!(line(words), message, "{words:?}");
+        }
+    }
+
+    #[test]
+    fn help_help_is_the_help_subcommands_own() {
+        match parse_words(&["help", "help"]) {
+            Err(Usage::Print(text)) => {
+                assert!(text.contains("Usage: cbreak help [COMMAND]..."), "{text}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_short_switch_bundles_with_an_option_that_takes_a_value() {
+        let cli = parse_words(&["run", "-nq", "x"]).unwrap();
+        assert_eq!(cli.args.name.as_deref(), Some("q"));
+        assert_eq!(cli.args.command, ["x"]);
+        assert!(!cli.args.quiet);
     }
 
     #[test]
