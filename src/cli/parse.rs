@@ -146,11 +146,7 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Cli, Usage> {
             }
             continue;
         }
-        let typed = match (long, flag.short) {
-            (false, Some(short)) => Typed::Short(short),
-            _ => Typed::Long(String::new()),
-        };
-        let value = state.value(&mut parser, flag, typed)?;
+        let value = state.value(&mut parser, flag, long)?;
         if let Err(bad) = (flag.set)(&mut state.args, &value) {
             return Err(state.bad_value(flag, &value, bad, None));
         }
@@ -253,14 +249,14 @@ impl State {
         Usage::Error(format!("{what}; {help}"))
     }
 
-    /// The value of `flag` (spelled short or long, as `typed` says):
+    /// The value of `flag` (spelled `--long` if `long`, else `-s`):
     /// attached (`--x=v`, `-xv`) or the next word, unless that word is an
     /// option (clap's rule, kept: `-t -1` is a mistake, not a threshold).
     fn value(
         &self,
         parser: &mut lexopt::Parser,
         flag: &Flag,
-        typed: Typed,
+        long: bool,
     ) -> Result<OsString, Usage> {
         if let Some(v) = parser.optional_value() {
             return Ok(v);
@@ -271,17 +267,16 @@ impl State {
         match raw.peek().map(|w| w.to_string_lossy().into_owned()) {
             Some(next) if next.starts_with('-') && next.len() > 1 => {
                 if self.is_option(&next) {
-                    Err(self.needs_value(flag, None))
-                } else {
-                    let name = flag.value.unwrap_or("a value");
-                    let typed = match typed {
-                        Typed::Short(c) => format!("-{c}"),
-                        Typed::Long(_) => format!("--{}", flag.long),
-                    };
-                    Err(self.error(format!(
-                        "{typed} needs a value ({name}), and '{next}' is not one"
-                    )))
+                    return Err(self.needs_value(flag, None));
                 }
+                let name = flag.value.unwrap_or("a value");
+                let typed = match flag.short {
+                    Some(short) if !long => format!("-{short}"),
+                    _ => format!("--{}", flag.long),
+                };
+                Err(self.error(format!(
+                    "{typed} needs a value ({name}), and '{next}' is not one"
+                )))
             }
             Some(_) => Ok(raw.next().unwrap_or_default()),
             None => Err(self.needs_value(flag, None)),
