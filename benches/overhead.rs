@@ -23,7 +23,9 @@
 //! `--quick` (fewer rounds and breakers, for a smoke run), `--json FILE`,
 //! `--drop-caches` (root only: empty the page cache first, so that every
 //! binary starts as it does from disk; how a binary came into the page
-//! cache moves its start-up by up to 20 %, see BENCHMARKS.md).
+//! cache moves its start-up by up to 20 %, see BENCHMARKS.md),
+//! `--against OTHER` (compare this build's cbreak with another cbreak
+//! binary, a variant being judged: the skip and the wrap, then stop).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,6 +38,7 @@ struct Options {
     quick: bool,
     drop_caches: bool,
     json: Option<PathBuf>,
+    against: Option<String>,
 }
 
 fn options() -> Options {
@@ -47,6 +50,7 @@ fn options() -> Options {
         quick: false,
         drop_caches: false,
         json: None,
+        against: None,
     };
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -69,6 +73,7 @@ fn options() -> Options {
                 o.rounds = 60;
             }
             "--json" => o.json = args.next().map(PathBuf::from),
+            "--against" => o.against = Some(args.next().expect("--against OTHER")),
             "--bench" => {} // passed by `cargo bench`
             other => panic!("unknown option {other}"),
         }
@@ -343,6 +348,10 @@ fn main() {
         o.rounds,
         tmp.path().display()
     );
+    if let Some(other) = &o.against {
+        against(&cbreak, other, env, o.rounds);
+        return;
+    }
     let mut results = Vec::new();
     let run_b = words(&[&cbreak, "run", "--name", "b", "--", "/bin/true"]);
     results.push(compare(
@@ -524,5 +533,21 @@ fn main() {
         });
         std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
         println!("wrote {}", path.display());
+    }
+}
+
+/// `--against OTHER`: this build's cbreak against another cbreak binary, on
+/// a skip (the breaker open) and a wrap (closed), in the same state
+/// directory; a ratio above 1 means this build is slower.
+fn against(cbreak: &str, other: &str, env: &[(&str, &Path)], rounds: usize) {
+    for (what, name) in [("open", "tripped"), ("closed", "b")] {
+        let argv = |bin: &str| words(&[bin, "run", "--name", name, "--quiet", "--", "/bin/true"]);
+        compare(
+            &format!("{what}: cbreak / {other}"),
+            &argv(cbreak),
+            &argv(other),
+            env,
+            rounds,
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Plain configuration, made once from the parsed command line.
 //!
-//! Owns the checks that span several options, and turns `cli::Cli` into a
-//! [`Config`] of plain values: nothing after this module sees a clap type.
+//! Owns the checks that span several options, and turns the parsed
+//! command line (`cli::Cli`) into a [`Config`] of plain values: nothing
+//! after this module sees the command line's types.
 //! Single values are parsed by `value`.
 
 use std::ffi::OsString;
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::breaker::{Backoff, Millis, Outcome, Policy};
-use crate::cli::{self, BackoffArg, ColorArg, OnStateErrorArg, OutcomeArg};
+use crate::cli::{self, Args, BackoffArg, ColorArg, OnStateErrorArg, OutcomeArg};
 use crate::spec::{Field, Invalid, Spec};
 
 /// Everything cbreak was asked to do.
@@ -147,16 +148,16 @@ pub struct Hooks {
 impl Config {
     /// Converts and cross-checks the parsed command line.
     pub fn from_cli(cli: cli::Cli) -> Result<Config, String> {
-        use cli::Command as C;
+        use cli::Subcommand as C;
+        let a = cli.args;
         let action = match cli.command {
-            C::Run(run) => Action::Run(RunConfig {
-                name: run.name,
-                policy: policy(&run.threshold, run.recovery, &run.policy)?,
-                open_exit_code: run.open_exit_code,
-                on_state_error: run.on_state_error.into(),
-                quiet: run.quiet,
-                quiet_skips: run.quiet_skips,
-                fallback: match run.fallback {
+            C::Run => Action::Run(RunConfig {
+                policy: policy(&a)?,
+                open_exit_code: a.open_exit_code,
+                on_state_error: a.on_state_error.into(),
+                quiet: a.quiet,
+                quiet_skips: a.quiet_skips,
+                fallback: match &a.fallback {
                     // `sh -c ''` succeeds: an emptied CBREAK_FALLBACK would
                     // turn every skip into a success.
                     Some(f) if f.trim().is_empty() => {
@@ -165,114 +166,141 @@ impl Config {
                                 .into(),
                         );
                     }
-                    other => other,
+                    other => other.clone(),
                 },
-                hooks: hooks(run.hooks)?,
-                timeout_signal: run.policy.signal,
-                foreground: run.policy.foreground,
-                preserve_status: run.policy.preserve_status,
-                command: run.command,
+                hooks: hooks(&a)?,
+                timeout_signal: a.signal,
+                foreground: a.foreground,
+                preserve_status: a.preserve_status,
+                name: a.name,
+                command: a.command,
             }),
-            C::Status(s) => Action::Status {
-                name: s.name,
+            C::Status => Action::Status {
+                name: a.name,
                 view: View {
-                    json: s.json,
-                    ascii: s.ascii.then_some(true),
-                    color: match s.color {
+                    json: a.json,
+                    ascii: a.ascii.then_some(true),
+                    color: match a.color {
                         ColorArg::Auto => None,
                         ColorArg::Always => Some(true),
                         ColorArg::Never => Some(false),
                     },
                 },
             },
-            C::Trip(t) => {
-                if t.duration == Some(0) {
+            C::Trip => {
+                if a.duration == Some(0) {
                     return Err(
                         "trip --for 0 would not open the breaker at all; give at least 1ms (e.g. 1h), or leave --for out to stay open until 'cbreak reset'"
                             .into(),
                     );
                 }
                 Action::Trip {
-                    name: t.name,
-                    duration: t.duration,
-                    create: t.create,
-                    hooks: hooks(t.hooks)?,
+                    duration: a.duration,
+                    create: a.create,
+                    hooks: hooks(&a)?,
+                    name: required(a.name, "NAME")?,
                 }
             }
-            C::Reset(c) => Action::Reset {
-                name: c.name,
-                hooks: hooks(c.hooks)?,
+            C::Reset => Action::Reset {
+                hooks: hooks(&a)?,
+                name: required(a.name, "NAME")?,
             },
-            C::Check(c) => Action::Check {
-                name: match c.name {
+            C::Check => Action::Check {
+                policy: policy(&a)?,
+                on_state_error: a.on_state_error.into(),
+                name: match a.name {
                     Some(name) => name,
-                    None => crate::store::default_name(&c.command),
+                    None => crate::store::default_name(&a.command),
                 },
-                policy: policy(&c.rules.threshold, c.rules.recovery, &c.policy)?,
-                on_state_error: c.on_state_error.into(),
             },
-            C::Record(r) => Action::Record {
-                name: r.name,
-                outcome: match r.outcome {
+            C::Record => Action::Record {
+                outcome: match required(a.outcome, "OUTCOME")? {
                     OutcomeArg::Success => Outcome::Success,
                     OutcomeArg::Failure => Outcome::Failure,
                     OutcomeArg::Ignored => Outcome::Ignored,
                 },
-                quiet: r.quiet,
-                policy: policy(&r.rules.threshold, r.rules.recovery, &r.policy)?,
-                hooks: hooks(r.hooks)?,
+                quiet: a.quiet,
+                policy: policy(&a)?,
+                hooks: hooks(&a)?,
+                name: required(a.name, "NAME")?,
             },
-            C::Disable(d) => Action::Disable {
-                name: d.name,
-                create: d.create,
-                hooks: hooks(d.hooks)?,
+            C::Disable => Action::Disable {
+                create: a.create,
+                hooks: hooks(&a)?,
+                name: required(a.name, "NAME")?,
             },
-            C::Enable(c) => Action::Enable {
-                name: c.name,
-                hooks: hooks(c.hooks)?,
+            C::Enable => Action::Enable {
+                hooks: hooks(&a)?,
+                name: required(a.name, "NAME")?,
             },
-            C::List(_) => Action::List,
-            C::Forget(n) => Action::Forget { name: n.name },
-            C::Metrics(m) => Action::Metrics { output: m.output },
-            C::Name(n) => Action::Name {
-                name: crate::store::default_name(&n.command),
+            C::List => Action::List,
+            C::Forget => Action::Forget {
+                name: required(a.name, "NAME")?,
             },
-            C::Completions(c) => Action::Completions(c.shell.into()),
-            C::Man(m) => Action::Man {
-                page: m.page,
-                list: m.list,
+            C::Metrics => Action::Metrics { output: a.output },
+            C::Name => Action::Name {
+                name: crate::store::default_name(&a.command),
+            },
+            C::Completions => Action::Completions(required(a.shell, "SHELL")?.into()),
+            C::Man => Action::Man {
+                page: a.page,
+                list: a.list,
             },
         };
-        let lock_wait = match cli.global.lock_timeout {
-            Some(ms) => Duration::from_millis(ms),
-            None => crate::record::DEFAULT_LOCK_WAIT,
-        };
-        let store = match cli.global.store {
-            // An empty CBREAK_STORE (a CI secret a fork's job cannot see)
-            // means the state directory, not a stopped job.
-            Some(url) if url.trim().is_empty() => None,
-            None => None,
-            Some(url) => {
-                let mut c = store_config(
-                    url.trim(),
-                    cli.global.store_prefix,
-                    cli.global.store_timeout,
-                    cli.global.store_expiry,
-                )?;
-                // Waiting for other processes is bounded the same way on
-                // a server: compare-and-set retries stop after it.
-                c.retry_for = lock_wait;
-                Some(c)
-            }
-        };
-        Ok(Config {
-            store,
-            state_dir: cli.global.state_dir,
-            allow_network_fs: cli.global.allow_network_fs,
-            lock_wait,
+        global(
+            a.state_dir,
+            a.allow_network_fs,
+            a.lock_timeout,
+            a.store,
+            a.store_prefix,
+            a.store_timeout,
+            a.store_expiry,
             action,
-        })
+        )
     }
+}
+
+/// A positional argument the parser requires (so never missing here).
+fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("missing <{name}>"))
+}
+
+/// The options of every subcommand, around the `action`.
+#[allow(clippy::too_many_arguments)]
+fn global(
+    state_dir: Option<PathBuf>,
+    allow_network_fs: bool,
+    lock_timeout: Option<Millis>,
+    store: Option<String>,
+    store_prefix: Option<String>,
+    store_timeout: Option<Millis>,
+    store_expiry: Option<Millis>,
+    action: Action,
+) -> Result<Config, String> {
+    let lock_wait = match lock_timeout {
+        Some(ms) => Duration::from_millis(ms),
+        None => crate::record::DEFAULT_LOCK_WAIT,
+    };
+    let store = match store {
+        // An empty CBREAK_STORE (a CI secret a fork's job cannot see)
+        // means the state directory, not a stopped job.
+        Some(url) if url.trim().is_empty() => None,
+        None => None,
+        Some(url) => {
+            let mut c = store_config(url.trim(), store_prefix, store_timeout, store_expiry)?;
+            // Waiting for other processes is bounded the same way on
+            // a server: compare-and-set retries stop after it.
+            c.retry_for = lock_wait;
+            Some(c)
+        }
+    };
+    Ok(Config {
+        store,
+        state_dir,
+        allow_network_fs,
+        lock_wait,
+        action,
+    })
 }
 
 /// The shared store's settings: the URL checked now (a mistake in it is a
@@ -312,25 +340,25 @@ fn store_config(
     Ok(c)
 }
 
-fn hooks(h: cli::HookArgs) -> Result<Hooks, String> {
+fn hooks(h: &Args) -> Result<Hooks, String> {
     if h.hook_timeout == 0 {
         return Err(
             "--hook-timeout 0 would kill every hook at once; give at least 1ms (e.g. 10s)".into(),
         );
     }
     Ok(Hooks {
-        on_open: h.on_open,
-        on_close: h.on_close,
-        on_half_open: h.on_half_open,
-        on_change: h.on_change,
+        on_open: h.on_open.clone(),
+        on_close: h.on_close.clone(),
+        on_half_open: h.on_half_open.clone(),
+        on_change: h.on_change.clone(),
         timeout: h.hook_timeout,
     })
 }
 
-fn policy(threshold: &u32, recovery: Millis, p: &cli::PolicyArgs) -> Result<Policy, String> {
+fn policy(p: &Args) -> Result<Policy, String> {
     let spec = Spec {
-        threshold: *threshold,
-        recovery,
+        threshold: p.threshold,
+        recovery: p.recovery,
         failure_rate: p.failure_rate,
         window: p.window,
         min_calls: p.min_calls,
@@ -378,13 +406,13 @@ fn option(field: Field) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn run_config(args: &[&str]) -> Result<RunConfig, String> {
         let mut argv = vec!["cbreak", "run"];
         argv.extend_from_slice(args);
         argv.extend_from_slice(&["--", "true"]);
-        let cli = cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let argv: Vec<OsString> = argv.into_iter().map(OsString::from).collect();
+        let cli = cli::parse::parse(argv).map_err(|e| format!("{e:?}"))?;
         match Config::from_cli(cli)?.action {
             Action::Run(r) => Ok(r),
             _ => unreachable!(),

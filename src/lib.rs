@@ -73,9 +73,9 @@
 // - `util`: small helpers that depend on nothing else here.
 //
 // The command line (feature `cli`):
-// - `cli`: the command line's definition (clap, and only here), with
-//   `run`'s options declared once and a lean parser for `run`; `config`
-//   turns it into plain values once; `value` parses single values;
+// - `cli`: the command line, declared once in a table that drives its
+//   parser, help, man pages and completions (clap renders, only here);
+//   `config` turns it into plain values once; `value` parses single values;
 // - `app`: what each subcommand does; `exit`: how cbreak ends; `start`:
 //   how the process starts;
 // - `exec`: spawning, signals, timeouts, exit statuses;
@@ -159,9 +159,9 @@ use crate::exit::Exit;
 #[cfg(feature = "cli")]
 pub fn run(args: impl IntoIterator<Item = OsString>) -> Exit {
     let args: Vec<OsString> = args.into_iter().collect();
-    let cli = match cli::parse_or_explain(&args) {
+    let cli = match cli::parse::parse(args) {
         Ok(cli) => cli,
-        Err(cli::usage::Usage::Print(text)) => {
+        Err(cli::parse::Usage::Print(text)) => {
             return match output::print(&text) {
                 Ok(()) => Exit::Success,
                 Err(e) => {
@@ -170,15 +170,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Exit {
                 }
             };
         }
-        Err(cli::usage::Usage::Error(line)) => {
+        Err(cli::parse::Usage::Error(line)) => {
             output::say(&line);
             return Exit::Error;
         }
     };
+    let from_env = cli.args.from_env.clone();
     match config::Config::from_cli(cli) {
         Ok(config) => app::execute(config),
         Err(msg) => {
-            output::say(&cli::usage::name_variables(&msg, &args));
+            output::say(&cli::parse::name_variables(&msg, &from_env));
             Exit::Error
         }
     }

@@ -1,6 +1,6 @@
 //! How the `cbreak` process starts and ends, in place of Rust's runtime
 //! start-up: the binary's entry point is C's `main` (`#![no_main]` in
-//! `src/main.rs`), which calls [`main`] here.
+//! `src/main.rs`), which calls this module's `main`.
 //!
 //! Rust's own start-up (`std::rt::lang_start`) does four things before a
 //! program's `main`, and on a skipped run they are a third of cbreak's

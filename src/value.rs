@@ -1,7 +1,7 @@
 //! The values of options, parsed from what people type: durations,
 //! percentages, exit-code lists, window sizes, signals, factors, names.
 //!
-//! Used by `cli` (as clap's value parsers and by the lean parser) and by
+//! Used by `cli` (each option's `set` in `cli/defs.rs`) and by
 //! `config`; knows nothing of either, nor of clap. The bounds of a value
 //! are `spec`'s, which the library's builder judges by too. Every parser returns a
 //! message that says what was wrong and what to write instead.

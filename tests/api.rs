@@ -489,9 +489,7 @@ fn a_breaker_tripped_by_cbreak_trip_rejects_the_apis_next_call() {
     let rejected = b.should_allow_request().unwrap_err();
     assert_eq!(rejected.state(), Some(State::ForcedOpen));
     assert!(
-        rejected
-            .to_string()
-            .contains("reset() closes it"),
+        rejected.to_string().contains("reset() closes it"),
         "{rejected}"
     );
     env.run(&["reset", "api"]).success();

@@ -147,8 +147,7 @@ fn man_pages_name_every_variable_and_exit_status() {
     };
     // Every variable the clap definition reads, on the page of each
     // subcommand that reads it, in its ENVIRONMENT section.
-    use clap::CommandFactory;
-    let mut cmd = cbreak::cli::Cli::command();
+    let mut cmd = cbreak::cli::command();
     cmd.build();
     let mut count = 0;
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {

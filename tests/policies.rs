@@ -327,8 +327,7 @@ fn gobreaker_custom_breaker_translated() {
 }
 
 /// Every option read from its `CBREAK_*` variable means what it means on
-/// the command line (the lean parser for `run` reads the variables itself;
-/// clap is the reference for the command line).
+/// the command line.
 #[test]
 fn every_option_means_the_same_from_its_variable() {
     let env = Env::new();

@@ -1,4 +1,5 @@
-//! Completion scripts, made from the clap definition: clap_complete's for
+//! Completion scripts, made from the definition (`defs`, rendered as a
+//! `clap::Command`): clap_complete's for
 //! every shell, plus, for bash, zsh and fish, the parts clap cannot know —
 //! breaker names wherever a NAME goes (asked of `cbreak list`, in the state
 //! directory the command line names) and a command line after `--` or
@@ -6,7 +7,7 @@
 //!
 //! `cbreak completions SHELL` prints these; `tests/generated.rs` checks the
 //! copies committed in `completions/`. Only these subcommands reach this
-//! module: `run`'s lean parser never does.
+//! module: a `cbreak run` never does.
 
 use clap::{Arg, ValueHint};
 use clap_complete::Shell as Generator;

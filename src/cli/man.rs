@@ -1,5 +1,6 @@
 //! Man pages: `cbreak(1)` and one `cbreak-SUBCOMMAND(1)` per subcommand,
-//! made from the clap definition (name, description, options with their
+//! made from the definition (`defs`, rendered as a `clap::Command`: name,
+//! description, options with their
 //! variables, subcommands) plus the sections written here (synopsis,
 //! environment, exit status, files, examples, see also).
 //!
