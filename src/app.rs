@@ -241,17 +241,21 @@ fn io_failed(what: &str) -> impl FnOnce(std::io::Error) -> Failed + '_ {
 fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
     let name = rc.name.clone().unwrap_or_else(|| default_name(&rc.command));
     let policy = rc.policy;
-    let decided = store.and_then(|store| {
+    let decided = store.map_err(Err).and_then(|store| {
         let mut breaker = Engine::new(store, &name, policy);
         let admitted = breaker.admit(|admission, t, s| (admission, t, *s));
         // What the store did on the way (a corrupt record kept aside) is
         // told even when it then failed (a full disk).
         tell(breaker.store());
-        admitted.map(|d| (breaker, d)).map_err(|e| words(&e))
+        match admitted {
+            Ok(d) => Ok((breaker, d)),
+            Err(e) => Err(unwritable(&mut breaker, &rc, &name, &e).ok_or_else(|| words(&e))),
+        }
     });
     let (mut breaker, (admission, transition, state)) = match decided {
         Ok(d) => d,
-        Err(msg) => return state_error(&rc, &name, &msg),
+        Err(Ok(skipped)) => return skipped,
+        Err(Err(msg)) => return state_error(&rc, &name, &msg),
     };
     let hooks_ran = announce(&rc.hooks, rc.quiet, &name, transition, &state);
     let ticket = match admission {
@@ -303,6 +307,31 @@ fn run_command<S: Store>(store: Result<S, String>, rc: RunConfig) -> Exit {
         )),
     }
     ended(&finished, rc.preserve_status)
+}
+
+/// A breaker whose state cannot be written (a read-only disk, a server
+/// that reads but does not write) but can be read as rejecting calls is
+/// skipped all the same: only counting the skip is lost. `None` when it
+/// cannot be read either, or would let the call through: the state error
+/// then goes its usual way (`--on-state-error`).
+#[cold]
+fn unwritable<S: Store>(
+    breaker: &mut Engine<S>,
+    rc: &RunConfig,
+    name: &str,
+    e: &StoreError,
+) -> Option<Exit> {
+    if !matches!(breaker.would_admit(), Ok(Some(false))) {
+        return None;
+    }
+    if !rc.quiet && !rc.quiet_skips {
+        warn(&format!(
+            "skipped '{}': breaker '{name}' rejects calls, but the skip could not be counted: {}",
+            program(&rc.command),
+            words(e)
+        ));
+    }
+    Some(fallback(rc))
 }
 
 /// How cbreak ends after running a command: 124 if it timed out (its

@@ -151,3 +151,46 @@ fn read_only_file_system_still_runs_the_command_and_reads_work() {
     )
     .code(75);
 }
+
+/// A breaker that can be read as open must skip even where its state
+/// cannot be written (a read-only mount): `check` said 75 while `run`
+/// failed to count its rejection and ran the command against the dead
+/// service.
+#[test]
+fn an_open_breaker_on_a_read_only_file_system_still_skips() {
+    let env = Env::new();
+    let Some(fs) = Tmpfs::mount(&env, "256k") else {
+        return;
+    };
+    let state = fs.dir.join("state");
+    run_in(
+        &env,
+        &state,
+        &["run", "-n", "down", "-t", "1", "-r", "1h", "--", "false"],
+    )
+    .code(1)
+    .stderr_has("opened");
+    fs.remount_ro();
+    let ran = env.path("ran");
+    let cmd = format!("touch {}", ran.display());
+    run_in(
+        &env,
+        &state,
+        &[
+            "run", "-n", "down", "-t", "1", "-r", "1h", "--", "sh", "-c", &cmd,
+        ],
+    )
+    .code(75)
+    .stderr_has("skipped 'sh': breaker 'down' rejects calls, but the skip could not be counted")
+    .stderr_has("Read-only file system")
+    .one_error_line();
+    assert!(!ran.exists(), "the command ran against an open breaker");
+    run_in(&env, &state, &["check", "down"]).code(75);
+    // A fallback still runs in its place.
+    run_in(
+        &env,
+        &state,
+        &["run", "-n", "down", "--fallback", "exit 9", "--", "true"],
+    )
+    .code(9);
+}
