@@ -267,6 +267,10 @@ fn refusal(why: &Refusal, v: &Voice) -> String {
             "it is on {kind}, where file locks and shared memory maps may not be coherent between machines; use a local directory, or {} if only this machine uses it",
             v.allow_network_fs
         ),
+        Refusal::DanglingSymlink { target } => format!(
+            "it is a symlink to {}, which does not exist; make that directory, or remove the symlink",
+            target.display()
+        ),
         Refusal::WontCreate { uid, inside, owner } => format!(
             "it does not exist, and cbreak (uid {uid}) will not create it inside {}, which belongs to uid {owner}; give {} (e.g. a directory of your own)",
             inside.display(),

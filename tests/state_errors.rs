@@ -333,3 +333,33 @@ fn on_state_error_skip_runs_the_fallback() {
         .stderr_has("skipping the command (--on-state-error skip)");
     assert_eq!(out.stdout, "from-cache\n");
 }
+
+/// A state directory that is a symlink to nothing read as "no breakers",
+/// exit 0: an error that hid every breaker of the directory it had
+/// pointed to (a volume not mounted, a rename).
+#[test]
+fn a_dangling_state_directory_symlink_is_an_error_not_no_breakers() {
+    let env = Env::new();
+    let link = env.path("state-link");
+    std::os::unix::fs::symlink(env.path("gone"), &link).unwrap();
+    let refused = "it is a symlink to";
+    for args in [&["status"][..], &["list"], &["metrics"]] {
+        let out = crate::util::Run::from(
+            env.command(args)
+                .env("CBREAK_STATE_DIR", &link)
+                .output()
+                .unwrap(),
+        );
+        out.code(125).stderr_has(refused).one_error_line();
+    }
+    // run fails open, saying why.
+    crate::util::Run::from(
+        env.command(&["run", "-n", "x", "--", "true"])
+            .env("CBREAK_STATE_DIR", &link)
+            .output()
+            .unwrap(),
+    )
+    .success()
+    .stderr_has(refused);
+    assert!(!env.path("gone").exists(), "nothing made where it points");
+}

@@ -18,6 +18,9 @@ use super::{Attempt, Event, Location, Refusal, Slot, Store, StoreError, validate
 use crate::breaker::{BreakerState, Millis, Policy};
 use crate::record::{Access, DEFAULT_LOCK_WAIT, Guard, Record, RecordError};
 
+/// A state directory's metadata, and its symlink's when the path is one.
+type DirMeta = (std::fs::Metadata, Option<std::fs::Metadata>);
+
 /// How often a record that keeps moving under us is opened again.
 const ATTEMPTS: usize = 8;
 
@@ -129,26 +132,43 @@ impl StateDir {
         if let Some(access) = self.access.get() {
             return Ok(*access);
         }
-        let (meta, link) = match self.stat_dir() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let (meta, link) = match self.stat_dir()? {
+            None => {
                 self.may_create()?;
                 self.create_dir()?;
-                self.stat_dir()
+                self.stat_dir()?.ok_or_else(|| {
+                    self.io(&self.dir, "use the state directory")(io::ErrorKind::NotFound.into())
+                })?
             }
-            other => other,
-        }
-        .map_err(self.io(&self.dir, "use the state directory"))?;
+            Some(found) => found,
+        };
         self.judge(&meta, link.as_ref())
     }
 
     /// The directory's metadata, and the symlink's own when the path is
-    /// one: one `lstat` on the common path, where it is not.
-    fn stat_dir(&self) -> io::Result<(std::fs::Metadata, Option<std::fs::Metadata>)> {
-        let meta = std::fs::symlink_metadata(&self.dir)?;
-        if meta.file_type().is_symlink() {
-            Ok((std::fs::metadata(&self.dir)?, Some(meta)))
-        } else {
-            Ok((meta, None))
+    /// one: one `lstat` on the common path, where it is not. `None` when
+    /// nothing is there. A symlink to nothing is refused: read as "no
+    /// breakers" it would hide every breaker of the directory it once
+    /// pointed to.
+    fn stat_dir(&self) -> Result<Option<DirMeta>, StoreError> {
+        let failed = |e| self.io(&self.dir, "use the state directory")(e);
+        let meta = match std::fs::symlink_metadata(&self.dir) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(failed(e)),
+        };
+        if !meta.file_type().is_symlink() {
+            return Ok(Some((meta, None)));
+        }
+        match std::fs::metadata(&self.dir) {
+            Ok(target) => Ok(Some((target, Some(meta)))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Refused {
+                dir: self.dir.clone(),
+                why: Refusal::DanglingSymlink {
+                    target: std::fs::read_link(&self.dir).unwrap_or_default(),
+                },
+            }),
+            Err(e) => Err(failed(e)),
         }
     }
 
@@ -185,10 +205,9 @@ impl StateDir {
         if let Some(access) = self.access.get() {
             return Ok(Some(*access));
         }
-        match self.stat_dir() {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io(&self.dir, "use the state directory")(e)),
-            Ok((meta, link)) => self.judge(&meta, link.as_ref()).map(Some),
+        match self.stat_dir()? {
+            None => Ok(None),
+            Some((meta, link)) => self.judge(&meta, link.as_ref()).map(Some),
         }
     }
 

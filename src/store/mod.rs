@@ -401,6 +401,8 @@ pub enum Refusal {
     NetworkFs { kind: String },
     /// Missing, and inside another user's directory.
     WontCreate { uid: u32, inside: PathBuf, owner: u32 },
+    /// A symlink to nothing.
+    DanglingSymlink { target: PathBuf },
 }
 
 impl StoreError {
