@@ -111,7 +111,8 @@ pub enum Invalid {
     Zero(Field),
     /// Probes: 0 would never close.
     ProbesZero,
-    /// Jitter in fractions of a percent.
+    /// Jitter in fractions of a percent, or of 100 % (which could leave an
+    /// open period nothing).
     JitterNotWhole,
     /// A code both a success and ignored.
     CodesOverlap { ignore: CodeSet, success: CodeSet },
@@ -160,7 +161,7 @@ impl Invalid {
                 name(Field::Probes)
             ),
             Invalid::JitterNotWhole => format!(
-                "{} must be a whole percentage from 0 to 100",
+                "{} must be a whole percentage from 0 to 99 (100 could leave an open period nothing)",
                 name(Field::Jitter)
             ),
             Invalid::CodesOverlap { ignore, success } => format!(
@@ -218,7 +219,8 @@ impl Spec {
         if self.probes == 0 {
             return Err(Invalid::ProbesZero);
         }
-        if !self.jitter.is_multiple_of(100) {
+        // ±100 % could make an open period nothing: an immediate probe.
+        if !self.jitter.is_multiple_of(100) || self.jitter >= 100 * 100 {
             return Err(Invalid::JitterNotWhole);
         }
         let ignore = self.ignore_codes.unwrap_or_default();

@@ -83,10 +83,13 @@ fn parse_duration_unbounded(s: &str) -> Result<Millis, String> {
 /// A percentage above 0 and at most 100 (`50%`, `50`, `12.5`), in basis
 /// points. 0 is allowed only where it means "off" (`--jitter`).
 pub fn parse_percent(s: &str) -> Result<u32, String> {
-    let number = s.trim().trim_end_matches('%');
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{s}' is not a percentage; use e.g. 50% or 50"))?;
+    let number = s.trim();
+    let number = number.strip_suffix('%').unwrap_or(number);
+    // Digits and one point only: `50%%`, `1e2` or `inf` mean nothing here.
+    let value: f64 = Some(number)
+        .filter(|n| plain_decimal(n))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("'{s}' is not a percentage; use e.g. 50% or 50"))?;
     spec::percent(value)
         .map_err(|_| format!("'{s}' is out of range: a percentage is from 0 to 100"))
 }
@@ -187,15 +190,25 @@ pub fn parse_signal(s: &str) -> Result<i32, String> {
 
 /// A backoff factor above 1 and at most 100, in thousandths.
 pub fn parse_factor(s: &str) -> Result<u32, String> {
-    let f: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number; use e.g. 2 or 1.5"))?;
+    let f: f64 = Some(s.trim())
+        .filter(|n| plain_decimal(n))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| format!("'{s}' is not a number; use e.g. 2 or 1.5"))?;
     spec::factor(f).map_err(|_| {
         format!(
             "'{s}' is out of range: the factor must be above 1 and at most 100, in steps of 0.001"
         )
     })
+}
+
+/// Digits with at most one decimal point among them (`12`, `12.5`, `.5`):
+/// what people write for a percentage or a factor, and not what Rust's
+/// float parser also takes (`1e2`, `inf`, `NaN`, `+5`).
+fn plain_decimal(s: &str) -> bool {
+    let digits = s.bytes().filter(u8::is_ascii_digit).count();
+    digits > 0
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.bytes().filter(|&b| b == b'.').count() <= 1
 }
 
 #[cfg(test)]

@@ -226,6 +226,15 @@ fn every_validation_error_names_the_option_and_exits_125() {
         (&["--backoff", "linear"], "linear"),
         (&["--backoff-factor", "1"], "above 1"),
         (&["--jitter", "101"], "0 to 100"),
+        // Values that mean nothing: ±100 % could leave no open period,
+        // and what Rust's float parser takes besides plain decimals.
+        (
+            &["--jitter", "100"],
+            "--jitter must be a whole percentage from 0 to 99",
+        ),
+        (&["--failure-rate", "50%%"], "'50%%' is not a percentage"),
+        (&["--failure-rate", "1e2"], "'1e2' is not a percentage"),
+        (&["--backoff-factor", "1e1"], "'1e1' is not a number"),
         (&["--probes", "0"], "--probes 0"),
         (&["--recovery", "soon"], "soon"),
         // Zero where it means nothing, and anything below a millisecond.

@@ -308,7 +308,7 @@ impl Builder {
         self
     }
 
-    /// Spreads each open period randomly by ±`percent`, 0 to 100 in whole
+    /// Spreads each open period randomly by ±`percent`, 0 to 99 in whole
     /// percent (default 0; `--jitter`), so that many callers do not probe in
     /// lockstep.
     ///
@@ -592,7 +592,10 @@ mod tests {
             "{no_rule}"
         );
         let jitter = Builder::new("x").jitter(12.5).policy().unwrap_err();
-        assert_eq!(jitter, "jitter must be a whole percentage from 0 to 100");
+        assert_eq!(
+            jitter,
+            "jitter must be a whole percentage from 0 to 99 (100 could leave an open period nothing)"
+        );
     }
 
     #[test]
