@@ -215,6 +215,26 @@ fn record_written_by_a_newer_cbreak_is_left_alone() {
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
 }
 
+/// A format version no cbreak has written (a random word where the
+/// version goes) said "newer than this cbreak understands; upgrade cbreak"
+/// for ever, and the breaker failed open until someone acted: it is
+/// damage, kept aside like any damaged record.
+#[test]
+fn an_impossible_format_version_is_damage_not_a_newer_record() {
+    let env = Env::new();
+    seed(&env, "v");
+    let path = env.state().join("v");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..16].copy_from_slice(&0x9e37_79b9_7f4a_7c15u64.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    env.run(&["status", "v"]).code(1).stderr_has("corrupt");
+    env.run(&["run", "-n", "v", "--", "true"])
+        .success()
+        .stderr_has("was corrupt")
+        .stderr_has("kept it as");
+    env.run(&["status", "v"]).success();
+}
+
 #[test]
 fn unset_home_without_a_state_dir_still_runs_the_command() {
     let env = Env::new();

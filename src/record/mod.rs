@@ -75,6 +75,11 @@ pub use codec::{B_SEQUENCE, USED_WORDS, decode, encode, seal};
 
 pub const MAGIC: u64 = u64::from_le_bytes(*b"cbreak\0\x01");
 pub const VERSION: u64 = 1;
+/// The newest format version a later cbreak could plausibly have written:
+/// a version above this is not "newer", it is a damaged word, and the
+/// record is kept aside like any damaged one instead of failing open for
+/// ever with "upgrade cbreak".
+pub const PLAUSIBLE_VERSIONS: u64 = VERSION + 1000;
 pub const RECORD_SIZE: usize = 8192;
 const WORDS: usize = RECORD_SIZE / 8;
 const HEADER_WORDS: usize = 8;
@@ -802,7 +807,7 @@ fn check_header(magic: u64, version: u64, size: u64) -> Result<(), RecordError> 
             "{RECORD_SIZE} bytes, without cbreak's magic"
         )));
     }
-    if version > VERSION {
+    if version > VERSION && version <= PLAUSIBLE_VERSIONS {
         return Err(RecordError::NewerVersion(version));
     }
     if version != VERSION || size != RECORD_SIZE as u64 {

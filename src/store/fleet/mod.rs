@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use super::{Attempt, Event, Location, Slot, Store, StoreError};
 use crate::breaker::{BreakerState, Millis};
-use crate::record::{self, B_SEQUENCE, MAGIC, USED_WORDS, VERSION};
+use crate::record::{self, B_SEQUENCE, MAGIC, PLAUSIBLE_VERSIONS, USED_WORDS, VERSION};
 use server::{Cas, Problem, Read, Server, Stored};
 pub use url::StoreUrl;
 
@@ -640,7 +640,7 @@ pub fn decode_value(bytes: &[u8]) -> Result<(BreakerState, u64), Undecodable> {
         return Err(Undecodable::Corrupt("not a cbreak record".into()));
     }
     match word(1) {
-        Some(v) if v > VERSION => return Err(Undecodable::Newer(v)),
+        Some(v) if v > VERSION && v <= PLAUSIBLE_VERSIONS => return Err(Undecodable::Newer(v)),
         Some(VERSION) => {}
         Some(v) => return Err(Undecodable::Corrupt(format!("format version {v}"))),
         None => return Err(Undecodable::Corrupt("truncated".into())),
