@@ -186,6 +186,9 @@ fn must_exist(store: &impl Store, name: &str) -> Result<(), Failed> {
     if store.exists(name) {
         return Ok(());
     }
+    // A store that cannot be read at all (a dangling state-directory
+    // symlink) has no breakers to miss: say why it cannot be read.
+    store.readable().map_err(failed)?;
     let names = store.names().unwrap_or_default();
     let hint = match closest(name, &names) {
         Some(other) => format!(" (did you mean '{other}'?)"),
@@ -324,13 +327,13 @@ fn unwritable<S: Store>(
     if !matches!(breaker.would_admit(), Ok(Some(false))) {
         return None;
     }
-    if !rc.quiet && !rc.quiet_skips {
-        warn(&format!(
-            "skipped '{}': breaker '{name}' rejects calls, but the skip could not be counted: {}",
-            program(&rc.command),
-            words(e)
-        ));
-    }
+    // A warning about the state, as for a state error: --quiet does not
+    // hide it.
+    warn(&format!(
+        "skipped '{}': breaker '{name}' rejects calls, but the skip could not be counted: {}",
+        program(&rc.command),
+        words(e)
+    ));
     Some(fallback(rc))
 }
 

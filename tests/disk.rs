@@ -185,6 +185,10 @@ fn an_open_breaker_on_a_read_only_file_system_still_skips() {
     .stderr_has("Read-only file system")
     .one_error_line();
     assert!(!ran.exists(), "the command ran against an open breaker");
+    // A warning about the state, which --quiet does not hide.
+    run_in(&env, &state, &["run", "-n", "down", "-q", "--", "true"])
+        .code(75)
+        .stderr_has("the skip could not be counted");
     run_in(&env, &state, &["check", "down"]).code(75);
     // A fallback still runs in its place.
     run_in(

@@ -381,5 +381,22 @@ fn a_dangling_state_directory_symlink_is_an_error_not_no_breakers() {
     )
     .success()
     .stderr_has(refused);
+    // A change by hand says why, not "no breaker named 'x'".
+    for args in [
+        &["reset", "x"][..],
+        &["trip", "x"],
+        &["disable", "x"],
+        &["enable", "x"],
+    ] {
+        crate::util::Run::from(
+            env.command(args)
+                .env("CBREAK_STATE_DIR", &link)
+                .output()
+                .unwrap(),
+        )
+        .code(125)
+        .stderr_has(refused)
+        .one_error_line();
+    }
     assert!(!env.path("gone").exists(), "nothing made where it points");
 }
