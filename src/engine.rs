@@ -197,7 +197,9 @@ pub fn update<T>(
     fresh: impl Fn() -> BreakerState,
     mut f: impl FnMut(&mut BreakerState) -> T,
 ) -> Result<T, StoreError> {
-    let started = Instant::now();
+    // Taken at the first attempt that did not land: an uncontended update
+    // reads no clock of its own.
+    let mut started: Option<Instant> = None;
     let mut conflicts = 0u32;
     let mut rng: Option<Rng> = None;
     loop {
@@ -213,35 +215,24 @@ pub fn update<T>(
         })?;
         match (attempt, out) {
             (Attempt::Done, Some(out)) => return Ok(out),
-            (Attempt::Unusable(why), _) => {
-                store.set_aside(slot, &fresh, why)?;
-                // A writer that keeps putting unusable values there is a
-                // conflict like any other.
-                let waited = started.elapsed();
-                if waited > store.patience() {
-                    return Err(StoreError::Contended {
-                        at: store.locate(slot),
-                        waited,
-                    });
-                }
-            }
+            // A writer that keeps putting unusable values there is
+            // contention like any other: the same patience bounds it.
+            (Attempt::Unusable(why), _) => store.set_aside(slot, &fresh, why)?,
             // A store that said done without deciding is taken at its
             // word that nothing was written: one more attempt.
-            (Attempt::Done, None) | (Attempt::Conflict, _) => {
-                conflicts += 1;
-                let waited = started.elapsed();
-                if waited > store.patience() {
-                    return Err(StoreError::Contended {
-                        at: store.locate(slot),
-                        waited,
-                    });
-                }
-                if conflicts > 1 {
-                    let cap_us = 1000u64 << conflicts.min(5);
-                    let pause = rng.get_or_insert_with(Rng::seeded).next() % cap_us;
-                    std::thread::sleep(Duration::from_micros(pause));
-                }
-            }
+            (Attempt::Done, None) | (Attempt::Conflict, _) => conflicts += 1,
+        }
+        let waited = started.get_or_insert_with(Instant::now).elapsed();
+        if waited > store.patience() {
+            return Err(StoreError::Contended {
+                at: store.locate(slot),
+                waited,
+            });
+        }
+        if conflicts > 1 {
+            let cap_us = 1000u64 << conflicts.min(5);
+            let pause = rng.get_or_insert_with(Rng::seeded).next() % cap_us;
+            std::thread::sleep(Duration::from_micros(pause));
         }
     }
 }

@@ -371,15 +371,11 @@ impl Store for StateDir {
             },
             Err(refused) => refused,
         };
-        let attempt = match error {
-            RecordError::Corrupt(why) => Attempt::Unusable(why),
-            // Retired but never moved: left by an interrupted move.
-            RecordError::Moved if guard.still_at_path() => {
-                Attempt::Unusable("left retired at its path by an interrupted move".into())
-            }
+        let attempt = match (unusable(&guard, &error), error) {
+            (Some(why), _) => Attempt::Unusable(why),
             // Replaced while we waited: open the path again.
-            RecordError::Moved => Attempt::Conflict,
-            e => return Err(record_error(&path, e)),
+            (None, RecordError::Moved) => Attempt::Conflict,
+            (None, e) => return Err(record_error(&path, e)),
         };
         drop(guard);
         if attempt == Attempt::Conflict {
@@ -398,22 +394,18 @@ impl Store for StateDir {
         let path = self.path(slot.name());
         if let Some(record) = slot.kept::<Record>() {
             let guard = record.lock_raw().map_err(|e| record_error(&path, e))?;
-            let (guard, error) = match guard.check(fresh) {
+            let failed = match guard.check(fresh) {
                 Ok(checked) => match checked.load() {
-                    Ok(_) => (None, None),
-                    Err(e) => (Some(checked.into_guard()), Some(e)),
+                    Ok(_) => None,
+                    Err(e) => Some((checked.into_guard(), e)),
                 },
-                Err((guard, e)) => (Some(guard), Some(e)),
+                Err(refused) => Some(refused),
             };
-            match (guard, error) {
-                (Some(guard), Some(RecordError::Corrupt(_))) => {
-                    self.move_aside(&guard, &path, why)?
-                }
-                (Some(guard), Some(RecordError::Moved)) if guard.still_at_path() => {
-                    self.move_aside(&guard, &path, why)?
-                }
-                // Usable again, or gone: nothing to set aside.
-                _ => {}
+            // Usable again, or gone: nothing to set aside.
+            if let Some((guard, error)) = failed
+                && unusable(&guard, &error).is_some()
+            {
+                self.move_aside(&guard, &path, why)?;
             }
         }
         slot.clear();
@@ -528,6 +520,18 @@ impl Store for StateDir {
 
     fn location(&self) -> String {
         self.dir.display().to_string()
+    }
+}
+
+/// Why a locked record that could not be used is to be set aside, if it
+/// is: damaged, or retired but left at its path by an interrupted move.
+fn unusable(guard: &Guard<'_>, error: &RecordError) -> Option<String> {
+    match error {
+        RecordError::Corrupt(why) => Some(why.clone()),
+        RecordError::Moved if guard.still_at_path() => {
+            Some("left retired at its path by an interrupted move".into())
+        }
+        _ => None,
     }
 }
 

@@ -344,12 +344,10 @@ impl Fleet {
                     version,
                 });
             }
-            unusable @ Found::Unusable(..) => {
-                let Found::Unusable(why, _) = &unusable else {
-                    unreachable!("matched above")
-                };
-                let why = why.clone();
-                kept.found = Some(unusable);
+            // Kept for `set_aside`, which renames it only if it is still
+            // the value found.
+            Found::Unusable(why, stored) => {
+                kept.found = Some(Found::Unusable(why.clone(), stored));
                 return Ok(Attempt::Unusable(why));
             }
         };
